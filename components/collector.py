@@ -1,0 +1,165 @@
+"""OpenTelemetry Collector: the one OTLP entry point; routes traces, metrics and logs to the stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import loki, prometheus, tempo
+from components.settings import Settings
+from components.spec import ConfigFile, Platform, Port, RunningService, ServiceSpec
+from components.yamltext import to_yaml
+
+NAME = "collector"
+OTLP_GRPC = Port("otlp-grpc", 4317)
+OTLP_HTTP = Port("otlp-http", 4318)
+HEALTH = Port("health", 13133)
+METRICS = Port("metrics", 8888)
+CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
+
+# Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
+# path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
+HEALTH_PATHS = ("/health", "/healthz", "/healthcheck", "/ready", "/readyz", "/livez", "/ping", "/metrics")
+PATH_ATTRIBUTES = ("http.route", "url.path", "http.target")
+
+# Attributes that carry credentials or personal data, deleted from spans and logs. Python
+# instrumentations name captured headers http.request.header.<name> with '-' turned into '_'.
+SENSITIVE_ATTRIBUTE_KEYS = ("user.email", "enduser.email", "db.statement.parameters")
+SENSITIVE_ATTRIBUTE_PATTERNS = (
+    r"(?i)^http\.(request|response)\.header\.(authorization|proxy[-_]authorization|cookie|set[-_]cookie|x[-_]api[-_]key)$",
+    r"^db\.query\.parameter\..+$",
+)
+# Resource attributes that would only add noise as metric labels.
+NOISY_RESOURCE_ATTRIBUTES = r"^(process|telemetry|os)\..+$"
+
+
+def _health_span_conditions() -> list[str]:
+    paths = "|".join(p.lstrip("/") for p in HEALTH_PATHS)
+    by_attribute = [f'IsMatch(attributes["{a}"], "^/({paths})/?$")' for a in PATH_ATTRIBUTES]
+    # The ASGI middleware's own child spans ("GET /health http send") carry no path attribute.
+    by_name = f'IsMatch(name, "^[A-Z]+ /({paths})/?( http (send|receive))?$")'
+    return [*by_attribute, by_name]
+
+
+def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
+    """The collector config for one stack. hosts maps service name -> address on the service network."""
+    tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
+    loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
+    prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
+    return {
+        "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH.container_port}"}},
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    # Receivers bind to localhost by default (since v0.104); a container needs 0.0.0.0.
+                    "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC.container_port}"},
+                    "http": {
+                        "endpoint": f"0.0.0.0:{OTLP_HTTP.container_port}",
+                        "cors": {"allowed_origins": list(settings.cors_allowed_origins), "max_age": 7200},
+                    },
+                }
+            }
+        },
+        "processors": {
+            # First in every pipeline: refuse data (retryable) before memory runs out.
+            "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20},
+            "filter/health": {"error_mode": "ignore", "traces": {"span": _health_span_conditions()}},
+            "attributes/scrub": {
+                "actions": [
+                    *({"key": key, "action": "delete"} for key in SENSITIVE_ATTRIBUTE_KEYS),
+                    *({"pattern": pattern, "action": "delete"} for pattern in SENSITIVE_ATTRIBUTE_PATTERNS),
+                ]
+            },
+            # insert: an app that states its own namespace or environment keeps it.
+            "resource": {
+                "attributes": [
+                    {"key": "service.namespace", "value": settings.service_namespace, "action": "insert"},
+                    {"key": "deployment.environment.name", "value": settings.environment, "action": "insert"},
+                ]
+            },
+            "resource/metric_labels": {"attributes": [{"pattern": NOISY_RESOURCE_ATTRIBUTES, "action": "delete"}]},
+            "probabilistic_sampler": {"sampling_percentage": settings.trace_sampling_percentage},
+            "batch": {},
+        },
+        "exporters": {
+            "otlp_grpc/tempo": {"endpoint": tempo_endpoint, "tls": {"insecure": True}},
+            # Loki 3 ingests OTLP natively; the old loki exporter is gone.
+            "otlp_http/loki": {"endpoint": loki_endpoint},
+            # Remote write also serves Amazon Managed Prometheus (with sigv4auth).
+            "prometheus_remote_write": {
+                "endpoint": prometheus_endpoint,
+                "resource_to_telemetry_conversion": {"enabled": True},
+            },
+        },
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": {
+                "logs": {"level": "info"},
+                "metrics": {
+                    "level": "normal",
+                    "readers": [
+                        {"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": METRICS.container_port}}}}
+                    ],
+                },
+            },
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": [
+                        "memory_limiter",
+                        "filter/health",
+                        "attributes/scrub",
+                        "resource",
+                        "probabilistic_sampler",
+                        "batch",
+                    ],
+                    "exporters": ["otlp_grpc/tempo"],
+                },
+                "metrics": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "resource", "resource/metric_labels", "batch"],
+                    "exporters": ["prometheus_remote_write"],
+                },
+                "logs": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "attributes/scrub", "resource", "batch"],
+                    "exporters": ["otlp_http/loki"],
+                },
+            },
+        },
+    }
+
+
+class Collector(pulumi.ComponentResource):
+    def __init__(
+        self,
+        settings: Settings,
+        platform: Platform,
+        hosts: dict[str, str],
+        depends_on: tuple[RunningService, ...] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("observability:components:Collector", NAME, None, opts)
+        self.config_yaml = to_yaml(render_collector_config(settings, hosts))
+        ports = settings.host_ports
+        spec = ServiceSpec(
+            name=NAME,
+            image=settings.image(NAME),
+            memory_mb=settings.memory_mb(NAME),
+            command=(f"--config={CONFIG_PATH}",),
+            ports=(
+                Port(OTLP_GRPC.name, OTLP_GRPC.container_port, host_port=ports.otlp_grpc),
+                Port(OTLP_HTTP.name, OTLP_HTTP.container_port, host_port=ports.otlp_http),
+                Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
+                METRICS,
+            ),
+            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            # FROM scratch: no shell, nothing to run a health check with. Checked from outside
+            # on the health port instead.
+            health=None,
+        )
+        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.otlp_grpc_endpoint = self.service.external_urls[OTLP_GRPC.name]
+        self.otlp_http_endpoint = self.service.external_urls[OTLP_HTTP.name]
+        self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint})

@@ -1,0 +1,132 @@
+"""Dashboards as files: configs/dashboards/<folder>/*.json, one Grafana folder per directory.
+
+Pure functions only: loading, and reading the queries back out for checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DASHBOARDS_DIR = Path(__file__).resolve().parent.parent / "configs" / "dashboards"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    path: Path
+    model: dict[str, Any]
+
+    @property
+    def uid(self) -> str:
+        return str(self.model["uid"])
+
+
+@dataclass(frozen=True)
+class Folder:
+    uid: str
+    title: str
+    dashboards: tuple[Dashboard, ...]
+
+
+def load_folders(root: Path = DASHBOARDS_DIR) -> list[Folder]:
+    """Each directory is a folder; folder.yaml may give its title (default: the directory name)."""
+    folders = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        meta_file = directory / "folder.yaml"
+        meta = yaml.safe_load(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
+        dashboards = tuple(
+            Dashboard(path, json.loads(path.read_text(encoding="utf-8"))) for path in sorted(directory.glob("*.json"))
+        )
+        folders.append(Folder(uid=directory.name, title=meta.get("title", directory.name), dashboards=dashboards))
+    return folders
+
+
+def panels(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    for panel in model.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def targets(model: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(panel, target) pairs; a target without its own datasource inherits the panel's."""
+    for panel in panels(model):
+        for target in panel.get("targets", []):
+            yield panel, target
+
+
+def datasource_uid(panel: dict[str, Any], target: dict[str, Any]) -> str | None:
+    source = target.get("datasource") or panel.get("datasource") or {}
+    return source.get("uid") if isinstance(source, dict) else None
+
+
+def promql_queries(model: dict[str, Any], prometheus_uid: str) -> list[tuple[str, str]]:
+    """(panel title, expr) for every Prometheus query, template variables included."""
+    found = [
+        (panel.get("title", ""), target["expr"])
+        for panel, target in targets(model)
+        if datasource_uid(panel, target) == prometheus_uid and target.get("expr")
+    ]
+    for variable in model.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        source = variable.get("datasource") or {}
+        if variable.get("type") == "query" and source.get("uid") == prometheus_uid:
+            text = query.get("query") if isinstance(query, dict) else query
+            match = re.match(r"^label_values\((?:(?P<expr>.+),\s*)?(?P<label>\w+)\)$", text or "")
+            if match and match.group("expr"):
+                found.append((f"variable {variable['name']}", match.group("expr")))
+    return found
+
+
+# Grafana's built-in and dashboard variables, replaced by a value of the same type for parsing.
+_DURATION_VARIABLES = ("$__rate_interval", "$__interval", "$__range")
+
+
+def expand_variables(expr: str) -> str:
+    for name in _DURATION_VARIABLES:
+        expr = expr.replace(name, "5m").replace("${" + name[1:] + "}", "5m")
+    return re.sub(r"\$\{?(\w+)(?::\w+)?\}?", "placeholder", expr)
+
+
+_PROMQL_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or",
+    "unless", "inf", "nan", "atan2", "start", "end", "placeholder",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (a small lexer, enough for dashboard queries)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expand_variables(expr))
+    names: set[str] = set()
+    for selector in re.finditer(r'\{[^}]*\}', text):
+        names.update(re.findall(r'__name__\s*=\s*"([^"]*)"', expr[selector.start():selector.end()]))
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    # Label lists after grouping modifiers.
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        following = text[match.end():].lstrip()
+        if following.startswith("(") or word.lower() in _PROMQL_KEYWORDS:
+            continue
+        if re.fullmatch(r"\d+[smhdwy]", word):
+            continue
+        names.add(word)
+    return names
+
+
+def label_names(expr: str) -> set[str]:
+    """Label names an expression matches on or groups by."""
+    text = expand_variables(expr)
+    labels: set[str] = set()
+    for selector in re.findall(r"\{([^}]*)\}", text):
+        labels.update(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", selector))
+    for group in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
+        labels.update(name.strip() for name in group.split(",") if name.strip())
+    return labels

@@ -1,0 +1,111 @@
+"""Runs any ServiceSpec as a container on the local Docker engine."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components.settings import Settings
+from components.spec import Port, RunningService, ServiceSpec
+
+_SECRETS_DIR = "/run/secrets"
+
+
+class DockerPlatform(pulumi.ComponentResource):
+    """One user-defined network; per service an image, named volumes and a container."""
+
+    def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("observability:platform:Docker", "docker", None, opts)
+        self._settings = settings
+        self._prefix = settings.resource_prefix
+        self.network = docker.Network(
+            "network",
+            name=self._prefix,
+            driver="bridge",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"network": self.network.name})
+
+    def internal_host(self, service: str) -> str:
+        return service
+
+    def external_url(self, port: Port) -> str:
+        host = "localhost" if self._settings.host_address in ("127.0.0.1", "0.0.0.0") else self._settings.host_address
+        return f"http://{host}:{port.host_port}"
+
+    def run(
+        self,
+        spec: ServiceSpec,
+        parent: pulumi.Resource,
+        depends_on: tuple[RunningService, ...] = (),
+    ) -> RunningService:
+        child = pulumi.ResourceOptions(parent=parent)
+        image = docker.RemoteImage(f"{spec.name}-image", name=spec.image, keep_locally=True, opts=child)
+        volumes = [
+            docker.Volume(f"{spec.name}-{v.name}", name=f"{self._prefix}-{spec.name}-{v.name}", opts=child)
+            for v in spec.volumes
+        ]
+        uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files]
+        envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
+        for secret in spec.secrets:
+            if secret.file_env:
+                path = f"{_SECRETS_DIR}/{secret.env.lower()}"
+                # Group 0 can read: the images we run (Grafana: uid 472, gid 0) read it as that group.
+                uploads.append(docker.ContainerUploadArgs(file=path, content=secret.value, permissions="0440"))
+                envs.append(f"{secret.file_env}={path}")
+            else:
+                envs.append(pulumi.Output.concat(secret.env, "=", secret.value))
+        health = spec.health
+        container = docker.Container(
+            spec.name,
+            name=f"{self._prefix}-{spec.name}",
+            image=image.image_id,
+            command=list(spec.command) or None,
+            envs=envs or None,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[spec.name])],
+            ports=[
+                docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, ip=self._settings.host_address)
+                for p in spec.ports
+                if p.host_port is not None
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=v.path)
+                for volume, v in zip(volumes, spec.volumes)
+            ],
+            uploads=uploads or None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", *health.command],
+                interval=f"{health.interval_seconds}s",
+                timeout=f"{health.timeout_seconds}s",
+                retries=health.retries,
+                start_period=f"{health.start_period_seconds}s",
+            )
+            if health
+            else None,
+            # Pulumi waits for a healthy container, so dependants start after it.
+            wait=health is not None,
+            wait_timeout=180 if health else None,
+            restart="unless-stopped",
+            memory=spec.memory_mb,
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "3"},
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                depends_on=[r for d in depends_on for r in d.resources],
+                # The container name is fixed, so the old one must go before its replacement starts.
+                delete_before_replace=True,
+            ),
+        )
+        ready = container.id.apply(lambda _: spec.name)
+        external_urls = {
+            p.name: container.id.apply(lambda _, url=self.external_url(p): url)
+            for p in spec.ports
+            if p.host_port is not None
+        }
+        return RunningService(
+            name=spec.name,
+            internal_host=self.internal_host(spec.name),
+            ready=ready,
+            external_urls=external_urls,
+            resources=(container,),
+        )

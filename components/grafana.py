@@ -1,0 +1,69 @@
+"""Grafana: the UI. Its content (data sources, folders, dashboards) is in grafana_content.py."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+
+from components.settings import Settings
+from components.spec import DataVolume, HealthCheck, Platform, Port, SecretValue, ServiceSpec
+
+NAME = "grafana"
+HTTP = Port("http", 3000)
+
+
+def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
+    """Grafana settings as GF_<SECTION>_<KEY> variables."""
+    role = settings.grafana_anonymous_role
+    return {
+        "GF_SECURITY_ADMIN_USER": settings.grafana_admin_user,
+        "GF_SECURITY_DISABLE_GRAVATAR": "true",
+        "GF_AUTH_ANONYMOUS_ENABLED": "true" if role else "false",
+        **({"GF_AUTH_ANONYMOUS_ORG_ROLE": role} if role else {}),
+        "GF_AUTH_DISABLE_LOGIN_FORM": "false",
+        "GF_USERS_ALLOW_SIGN_UP": "false",
+        "GF_SERVER_ROOT_URL": root_url,
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+        "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+        "GF_NEWS_NEWS_FEED_ENABLED": "false",
+    }
+
+
+class Grafana(pulumi.ComponentResource):
+    """Grafana with a generated admin password and a persistent database volume."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        platform: Platform,
+        depends_on: tuple = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("observability:components:Grafana", NAME, None, opts)
+        password = random.RandomPassword(
+            "grafana-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The provider marks `result` secret; wrapping it again keeps that true whatever reads it.
+        self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        self.admin_user = settings.grafana_admin_user
+        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.grafana)
+        self.root_url = platform.external_url(http) + "/"
+        spec = ServiceSpec(
+            name=NAME,
+            image=settings.image(NAME),
+            memory_mb=settings.memory_mb(NAME),
+            ports=(http,),
+            env=grafana_env(settings, self.root_url),
+            # The password applies only when Grafana creates its database (first start).
+            secrets=(SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
+            volumes=(DataVolume("data", "/var/lib/grafana"),),
+            health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
+        )
+        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.url: pulumi.Output[str] = self.service.external_urls[HTTP.name]
+        self.internal_url = self.service.internal_url(HTTP)
+        self.register_outputs({"url": self.url, "adminUser": self.admin_user, "adminPassword": self.admin_password})

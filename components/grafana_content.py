@@ -1,0 +1,173 @@
+"""Grafana's data sources (with correlations), folders and dashboards, through the Grafana provider."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumiverse_grafana as grafana
+
+from components.dashboards import Folder
+
+PROMETHEUS_UID = "prometheus"
+TEMPO_UID = "tempo"
+LOKI_UID = "loki"
+DATASOURCE_UIDS = (PROMETHEUS_UID, TEMPO_UID, LOKI_UID)
+
+
+@dataclass(frozen=True)
+class DataSourceDefinition:
+    uid: str
+    name: str
+    type: str
+    url: str
+    json_data: dict[str, Any]
+    is_default: bool = False
+
+
+def datasource_definitions(prometheus_url: str, tempo_url: str, loki_url: str) -> list[DataSourceDefinition]:
+    """URLs are the internal addresses Grafana's server reaches; uids are fixed so dashboards and
+    correlations can name them."""
+    return [
+        DataSourceDefinition(
+            uid=PROMETHEUS_UID,
+            name="Prometheus",
+            type="prometheus",
+            url=prometheus_url,
+            is_default=True,
+            json_data={
+                "httpMethod": "POST",
+                "prometheusType": "Prometheus",
+                # Exemplars link to their trace: Tempo's generator labels them traceID, the
+                # collector's remote-write exporter trace_id.
+                "exemplarTraceIdDestinations": [
+                    {"name": "traceID", "datasourceUid": TEMPO_UID},
+                    {"name": "trace_id", "datasourceUid": TEMPO_UID},
+                ],
+            },
+        ),
+        DataSourceDefinition(
+            uid=TEMPO_UID,
+            name="Tempo",
+            type="tempo",
+            url=tempo_url,
+            json_data={
+                "tracesToLogsV2": {
+                    "datasourceUid": LOKI_UID,
+                    "spanStartTimeShift": "-5m",
+                    "spanEndTimeShift": "5m",
+                    "tags": [{"key": "service.name", "value": "service_name"}],
+                    # OTLP logs carry trace_id as structured metadata, not in the line: filter on it.
+                    "customQuery": True,
+                    "query": '{${__tags}} | trace_id="${__trace.traceId}"',
+                },
+                "tracesToMetrics": {
+                    "datasourceUid": PROMETHEUS_UID,
+                    "spanStartTimeShift": "-5m",
+                    "spanEndTimeShift": "5m",
+                    "tags": [{"key": "service.name", "value": "service"}],
+                    "queries": [
+                        {
+                            "name": "Request rate",
+                            "query": "sum by (span_name) (rate(traces_spanmetrics_calls_total{$__tags}[5m]))",
+                        },
+                        {
+                            "name": "Error rate",
+                            "query": 'sum by (span_name) (rate(traces_spanmetrics_calls_total{$__tags, status_code="STATUS_CODE_ERROR"}[5m]))',
+                        },
+                        {
+                            "name": "p95 latency",
+                            "query": "histogram_quantile(0.95, sum by (le, span_name) (rate(traces_spanmetrics_latency_bucket{$__tags}[5m])))",
+                        },
+                    ],
+                },
+                "serviceMap": {"datasourceUid": PROMETHEUS_UID},
+                "nodeGraph": {"enabled": True},
+                "search": {"hide": False},
+                "traceQuery": {"timeShiftEnabled": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m"},
+                "streamingEnabled": {"search": True, "metrics": True},
+            },
+        ),
+        DataSourceDefinition(
+            uid=LOKI_UID,
+            name="Loki",
+            type="loki",
+            url=loki_url,
+            json_data={
+                # OTLP logs keep trace_id as structured metadata, so match the label, not the line.
+                "derivedFields": [
+                    {
+                        "name": "TraceID",
+                        "matcherType": "label",
+                        "matcherRegex": "trace_id",
+                        "datasourceUid": TEMPO_UID,
+                        "url": "${__value.raw}",
+                        "urlDisplayLabel": "View trace",
+                    }
+                ],
+            },
+        ),
+    ]
+
+
+class GrafanaContent(pulumi.ComponentResource):
+    """Everything inside Grafana. The provider talks to Grafana's external URL, which resolves only
+    once the Grafana service is healthy, so nothing here runs against a Grafana that is starting."""
+
+    def __init__(
+        self,
+        url: pulumi.Output[str],
+        auth: pulumi.Output[str],
+        datasources: list[DataSourceDefinition],
+        folders: list[Folder],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("observability:grafana:Content", "grafana-content", None, opts)
+        self.provider = grafana.Provider(
+            "grafana",
+            url=url,
+            auth=pulumi.Output.secret(auth),
+            retries=10,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_grafana = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self.datasources = {
+            d.uid: grafana.oss.DataSource(
+                f"datasource-{d.uid}",
+                uid=d.uid,
+                name=d.name,
+                type=d.type,
+                url=d.url,
+                access_mode="proxy",
+                is_default=d.is_default,
+                json_data_encoded=json.dumps(d.json_data, sort_keys=True),
+                opts=in_grafana,
+            )
+            for d in datasources
+        }
+        # Dashboards name data sources by uid, so they wait for all of them.
+        after_datasources = pulumi.ResourceOptions.merge(
+            in_grafana, pulumi.ResourceOptions(depends_on=list(self.datasources.values()))
+        )
+        self.folders = {}
+        self.dashboards = {}
+        for folder in folders:
+            grafana_folder = grafana.oss.Folder(f"folder-{folder.uid}", uid=folder.uid, title=folder.title, opts=in_grafana)
+            self.folders[folder.uid] = grafana_folder
+            for dashboard in folder.dashboards:
+                self.dashboards[dashboard.uid] = grafana.oss.Dashboard(
+                    f"dashboard-{dashboard.uid}",
+                    folder=grafana_folder.uid,
+                    config_json=json.dumps(dashboard.model, sort_keys=True),
+                    overwrite=True,
+                    opts=after_datasources,
+                )
+        self.register_outputs(
+            {
+                "datasources": list(self.datasources),
+                "folders": list(self.folders),
+                "dashboards": list(self.dashboards),
+            }
+        )

@@ -1,0 +1,86 @@
+"""Loki: logs, received over native OTLP from the collector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.settings import Settings
+from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.yamltext import to_yaml
+
+NAME = "loki"
+HTTP = Port("http", 3100)
+GRPC = Port("grpc", 9096)
+DATA_DIR = "/loki"
+CONFIG_PATH = "/etc/loki/loki.yaml"
+# First day of the tsdb/v13 schema. Never edit it once a stack has stored logs: add a new period.
+SCHEMA_FROM = "2024-04-01"
+
+
+def render_loki_config(settings: Settings) -> dict[str, Any]:
+    """Loki 3 single binary on the filesystem: tsdb index, schema v13 (structured metadata,
+    where OTLP trace_id lands), retention enforced by the compactor."""
+    return {
+        "auth_enabled": False,
+        "server": {"http_listen_port": HTTP.container_port, "grpc_listen_port": GRPC.container_port},
+        "common": {
+            "instance_addr": "127.0.0.1",
+            "path_prefix": DATA_DIR,
+            "storage": {
+                "filesystem": {"chunks_directory": f"{DATA_DIR}/chunks", "rules_directory": f"{DATA_DIR}/rules"}
+            },
+            "replication_factor": 1,
+            "ring": {"kvstore": {"store": "inmemory"}},
+        },
+        "schema_config": {
+            "configs": [
+                {
+                    "from": SCHEMA_FROM,
+                    "store": "tsdb",
+                    "object_store": "filesystem",
+                    "schema": "v13",
+                    "index": {"prefix": "index_", "period": "24h"},
+                }
+            ]
+        },
+        "limits_config": {
+            "retention_period": f"{settings.loki_retention.hours}h",
+            "allow_structured_metadata": True,
+        },
+        # The WAL may sit on storage that does not outlive the container: flush on every stop.
+        "ingester": {"wal": {"flush_on_shutdown": True}},
+        "compactor": {
+            "working_directory": f"{DATA_DIR}/compactor",
+            "retention_enabled": True,
+            "delete_request_store": "filesystem",
+        },
+        "pattern_ingester": {"enabled": True},
+        "analytics": {"reporting_enabled": False},
+    }
+
+
+class Loki(pulumi.ComponentResource):
+    def __init__(
+        self,
+        settings: Settings,
+        platform: Platform,
+        depends_on: tuple[RunningService, ...] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("observability:components:Loki", NAME, None, opts)
+        self.config_yaml = to_yaml(render_loki_config(settings))
+        spec = ServiceSpec(
+            name=NAME,
+            image=settings.image(NAME),
+            memory_mb=settings.memory_mb(NAME),
+            command=(f"-config.file={CONFIG_PATH}",),
+            ports=(HTTP, GRPC),
+            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            volumes=(DataVolume("data", DATA_DIR),),
+            # Distroless image: the binary's own probe of /ready.
+            health=HealthCheck(("/usr/bin/loki", "-health")),
+        )
+        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.register_outputs({"url": self.service.internal_url(HTTP)})

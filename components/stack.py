@@ -1,0 +1,59 @@
+"""The whole stack, wired once for any platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import collector, grafana, loki, prometheus, tempo
+from components.collector import Collector
+from components.dashboards import load_folders
+from components.grafana import Grafana
+from components.grafana_content import GrafanaContent, datasource_definitions
+from components.loki import Loki
+from components.prometheus import Prometheus
+from components.settings import SERVICES, Settings
+from components.spec import Platform
+from components.tempo import Tempo
+
+
+def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
+    """Prometheus job -> every component's own metrics endpoint."""
+    return {
+        "otel-collector": f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
+        "prometheus": f"localhost:{prometheus.HTTP.container_port}",
+        "tempo": f"{hosts[tempo.NAME]}:{tempo.HTTP.container_port}",
+        "loki": f"{hosts[loki.NAME]}:{loki.HTTP.container_port}",
+        "grafana": f"{hosts[grafana.NAME]}:{grafana.HTTP.container_port}",
+    }
+
+
+def build_stack(settings: Settings, platform: Platform) -> dict[str, Any]:
+    """Create every service and Grafana's content; return the stack outputs."""
+    hosts = {name: platform.internal_host(name) for name in SERVICES}
+    metrics = Prometheus(settings, platform, scrape_targets(hosts))
+    traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,))
+    logs = Loki(settings, platform)
+    stores = (metrics.service, traces.service, logs.service)
+    ingest = Collector(settings, platform, hosts, depends_on=stores)
+    ui = Grafana(settings, platform, depends_on=stores)
+    GrafanaContent(
+        url=ui.url,
+        auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password),
+        datasources=datasource_definitions(
+            prometheus_url=metrics.service.internal_url(prometheus.HTTP),
+            tempo_url=traces.service.internal_url(tempo.HTTP),
+            loki_url=logs.service.internal_url(loki.HTTP),
+        ),
+        folders=load_folders(),
+        opts=pulumi.ResourceOptions(depends_on=[ui]),
+    )
+    return {
+        "grafanaUrl": ui.url,
+        "grafanaAdminUser": ui.admin_user,
+        "grafanaAdminPassword": ui.admin_password,
+        "otlpGrpcEndpoint": ingest.otlp_grpc_endpoint,
+        "otlpHttpEndpoint": ingest.otlp_http_endpoint,
+        "prometheusUrl": metrics.url,
+    }

@@ -1,0 +1,110 @@
+"""Tempo: traces, and span metrics / service graphs written to Prometheus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import prometheus
+from components.settings import Settings
+from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.yamltext import to_yaml
+
+NAME = "tempo"
+HTTP = Port("http", 3200)
+GRPC = Port("grpc", 9095)
+OTLP_GRPC = Port("otlp-grpc", 4317)
+OTLP_HTTP = Port("otlp-http", 4318)
+DATA_DIR = "/var/tempo"
+CONFIG_PATH = "/etc/tempo/tempo.yaml"
+
+
+def render_tempo_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
+    """Tempo 3 single binary (target all: distributor, live-store, querier, backend scheduler/worker,
+    metrics generator). No Kafka in this mode; 2.x blocks such as ingester/compactor are refused."""
+    retention = settings.tempo_retention.go_duration
+    single_ring = {"kvstore": {"store": "inmemory"}, "instance_addr": "127.0.0.1"}
+    return {
+        "target": "all",
+        "stream_over_http_enabled": True,
+        "server": {"http_listen_port": HTTP.container_port, "grpc_listen_port": GRPC.container_port},
+        "distributor": {
+            # OTLP receivers bind to localhost unless told otherwise (since 2.7).
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC.container_port}"},
+                        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP.container_port}"},
+                    }
+                }
+            },
+            "ring": single_ring,
+        },
+        # One instance: in-memory rings, and a fixed address (interface lookup fails on Fargate).
+        "live_store": {
+            "ring": single_ring,
+            "partition_ring": {"kvstore": {"store": "inmemory"}},
+            "wal": {"path": f"{DATA_DIR}/live-store/traces"},
+            "shutdown_marker_dir": f"{DATA_DIR}/live-store/shutdown-marker",
+        },
+        # Retention is enforced by the backend worker; the scheduler and the per-tenant default
+        # carry the same value so no layer disagrees.
+        "backend_scheduler": {"provider": {"compaction": {"compaction": {"block_retention": retention}}}},
+        "backend_worker": {"compaction": {"block_retention": retention}},
+        "metrics_generator": {
+            "registry": {
+                "external_labels": {
+                    "source": "tempo",
+                    "service_namespace": settings.service_namespace,
+                    "deployment_environment_name": settings.environment,
+                }
+            },
+            "storage": {
+                "path": f"{DATA_DIR}/generator/wal",
+                "remote_write": [
+                    {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
+                ],
+            },
+        },
+        "storage": {
+            "trace": {
+                "backend": "local",
+                "wal": {"path": f"{DATA_DIR}/wal"},
+                "local": {"path": f"{DATA_DIR}/blocks"},
+            }
+        },
+        "overrides": {
+            "defaults": {
+                "metrics_generator": {"processors": ["service-graphs", "span-metrics"]},
+                "compaction": {"block_retention": retention},
+            }
+        },
+        "usage_report": {"reporting_enabled": False},
+    }
+
+
+class Tempo(pulumi.ComponentResource):
+    def __init__(
+        self,
+        settings: Settings,
+        platform: Platform,
+        hosts: dict[str, str],
+        depends_on: tuple[RunningService, ...] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("observability:components:Tempo", NAME, None, opts)
+        self.config_yaml = to_yaml(render_tempo_config(settings, hosts))
+        spec = ServiceSpec(
+            name=NAME,
+            image=settings.image(NAME),
+            memory_mb=settings.memory_mb(NAME),
+            command=(f"-config.file={CONFIG_PATH}",),
+            ports=(HTTP, GRPC, OTLP_GRPC, OTLP_HTTP),
+            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            volumes=(DataVolume("data", DATA_DIR),),
+            # Distroless image: the binary's own probe of /ready.
+            health=HealthCheck(("/tempo", "-health")),
+        )
+        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.register_outputs({"url": self.service.internal_url(HTTP)})

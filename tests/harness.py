@@ -1,0 +1,126 @@
+"""Run the real __main__.py under Pulumi mocks and record what it registers.
+
+Mocks are process-global, so each run resets the root stack and installs fresh mocks. Inputs arrive
+as the engine would see them: camelCase keys, secrets wrapped in the secret signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.stackconfig import PROJECT_DIR, load_stack_config, project_name
+
+PROJECT = project_name()
+SECRET_SIG = rpc._special_secret_sig
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    provider: Optional[str]
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    error: Optional[BaseException] = None
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Registered:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        assert len(matches) == 1, f"expected one {type_} named {name}, found {len(matches)}"
+        return matches[0]
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    """Strip secret wrappers, recursively."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Acts as the providers would for the few outputs the program reads back."""
+
+    def __init__(self, run: ProgramRun):
+        self.run = run
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.run.resources.append(Registered(args.typ, args.name, args.inputs, args.provider))
+        outputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = f"mock-password-{args.name}"
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+        if args.typ == "pulumiverse:grafana:oss/folder:Folder" or args.typ.endswith("oss/folder:Folder"):
+            outputs.setdefault("uid", args.inputs.get("uid"))
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def run_program(stack: str, overrides: Optional[dict[str, Optional[str]]] = None) -> ProgramRun:
+    """Run __main__.py for a stack file; overrides set (or, with None, remove) config keys."""
+    config = load_stack_config(stack)
+    for key, value in (overrides or {}).items():
+        qualified = f"{PROJECT}:{key}"
+        if value is None:
+            config.pop(qualified, None)
+        else:
+            config[qualified] = value
+    run = ProgramRun()
+    pulumi.runtime.set_all_config(config)
+    ROOT.set(None)
+    pulumi.runtime.set_mocks(RecordingMocks(run), project=PROJECT, stack=stack, preview=False)
+
+    def program() -> None:
+        try:
+            runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+        except Exception as error:  # recorded; the caller asserts on it
+            run.error = error
+
+    async def settle() -> None:
+        root = pulumi.runtime.get_root_resource()
+        for name, value in root.outputs.items():  # type: ignore[union-attr]
+            output = pulumi.Output.from_input(value)
+            run.outputs[name] = await output.future()
+            if await output.is_secret():
+                run.secret_outputs.add(name)
+
+    _sync_await(run_pulumi_func(program))
+    _sync_await(run_pulumi_func(lambda: _sync_await(settle())))
+    return run
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(unwrap(value), sort_keys=True)
+
+
+def project_path(*parts: str) -> Path:
+    return PROJECT_DIR.joinpath(*parts)
