@@ -104,9 +104,10 @@ def metric_names(expr: str) -> set[str]:
     """Metric names a PromQL expression selects (a small lexer, enough for dashboard queries)."""
     text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expand_variables(expr))
     names: set[str] = set()
-    for selector in re.finditer(r'\{[^}]*\}', text):
-        names.update(re.findall(r'__name__\s*=\s*"([^"]*)"', expr[selector.start():selector.end()]))
+    for alternatives in re.findall(r'__name__\s*=~?\s*"([^"]*)"', expr):
+        names.update(alternatives.split("|"))
     text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"(?<![\w:.])\d+(?:\.\d+)?(?:ms|[smhdwy])?(?![\w:])", " ", text)  # numbers, durations
     text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
     # Label lists after grouping modifiers.
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
@@ -114,8 +115,6 @@ def metric_names(expr: str) -> set[str]:
         word = match.group(0)
         following = text[match.end():].lstrip()
         if following.startswith("(") or word.lower() in _PROMQL_KEYWORDS:
-            continue
-        if re.fullmatch(r"\d+[smhdwy]", word):
             continue
         names.add(word)
     return names
@@ -130,3 +129,8 @@ def label_names(expr: str) -> set[str]:
     for group in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
         labels.update(name.strip() for name in group.split(",") if name.strip())
     return labels
+
+
+def label_replace_targets(expr: str) -> set[str]:
+    """Labels an expression creates with label_replace(v, "dst", "replacement", "src", "regex")."""
+    return set(re.findall(r',\s*"(\w+)"\s*,\s*"[^"]*"\s*,\s*"\w+"\s*,\s*"[^"]*"\s*\)', expr))

@@ -31,6 +31,12 @@ class Registered:
     name: str
     inputs: dict[str, Any]
     provider: Optional[str]
+    urn: str = ""
+
+    @property
+    def parent_types(self) -> list[str]:
+        """Types of the ancestors, outermost first, as the URN records them."""
+        return self.urn.split("::")[2].split("$")[:-1] if self.urn else []
 
 
 @dataclass
@@ -115,6 +121,12 @@ def run_program(stack: str, overrides: Optional[dict[str, Optional[str]]] = None
 
     _sync_await(run_pulumi_func(program))
     _sync_await(run_pulumi_func(lambda: _sync_await(settle())))
+    monitor = pulumi.runtime.settings.get_monitor()
+    for urn in monitor.resources:  # type: ignore[union-attr]
+        type_, name = urn.split("::")[2].split("$")[-1], urn.split("::")[3]
+        for resource in run.resources:
+            if resource.type == type_ and resource.name == name:
+                resource.urn = urn
     return run
 
 

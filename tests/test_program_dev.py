@@ -1,0 +1,306 @@
+"""The real __main__.py against Pulumi.dev.yaml, under mocks: what it registers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from components import collector, loki, prometheus, tempo
+from components.dashboards import load_folders
+from components.settings import SERVICES
+from components.stack import scrape_targets
+from components.yamltext import to_yaml
+from tests.harness import PROJECT, is_secret, project_path, run_program, unwrap
+from tests.test_settings import settings_for
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+DATASOURCE = "grafana:oss/dataSource:DataSource"
+DASHBOARD = "grafana:oss/dashboard:Dashboard"
+FOLDER = "grafana:oss/folder:Folder"
+GRAFANA_PROVIDER = "pulumi:providers:grafana"
+MOCK_PASSWORD = "mock-password-grafana-admin-password"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    run = run_program("dev")
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return settings_for("dev")
+
+
+def containers(run) -> dict:
+    return {c.name: c for c in run.of_type(CONTAINER)}
+
+
+def uploads(container) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in unwrap(container.inputs.get("uploads", []))}
+
+
+def test_one_container_per_service(dev):
+    assert set(containers(dev)) == set(SERVICES)
+
+
+def test_images_are_the_pinned_versions(dev):
+    declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
+    images = {i.name: i.inputs["name"] for i in dev.of_type(IMAGE)}
+    assert images == {f"{s}-image": declared[f"{s}Image"]["default"] for s in SERVICES}
+    assert not any(ref.endswith(":latest") for ref in images.values())
+    ids = {i.name.removesuffix("-image"): i for i in dev.of_type(IMAGE)}
+    for name, container in containers(dev).items():
+        # The container runs the pulled image (by id), not a tag resolved again later.
+        assert container.inputs["image"].startswith("sha256:"), name
+        assert ids[name].inputs["keepLocally"] is True
+
+
+def test_services_share_one_network_under_their_own_names(dev):
+    (network,) = dev.of_type(NETWORK)
+    for name, container in containers(dev).items():
+        (attachment,) = container.inputs["networksAdvanced"]
+        assert attachment["name"] == network.inputs["name"]
+        assert attachment["aliases"] == [name]
+
+
+def test_every_store_keeps_its_data_in_a_named_volume(dev):
+    volumes = {v.name: v.inputs["name"] for v in dev.of_type(VOLUME)}
+    expected_paths = {"prometheus": "/prometheus", "tempo": "/var/tempo", "loki": "/loki", "grafana": "/var/lib/grafana"}
+    for service, path in expected_paths.items():
+        mounts = containers(dev)[service].inputs["volumes"]
+        assert mounts == [{"volumeName": volumes[f"{service}-data"], "containerPath": path}], service
+    assert len(set(volumes.values())) == len(volumes)
+
+
+def test_uploaded_configs_are_exactly_what_the_renderers_produce(dev, settings):
+    hosts = {name: name for name in SERVICES}
+    expected = {
+        "collector": {collector.CONFIG_PATH: to_yaml(collector.render_collector_config(settings, hosts))},
+        "prometheus": {prometheus.CONFIG_PATH: to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts)))},
+        "tempo": {tempo.CONFIG_PATH: to_yaml(tempo.render_tempo_config(settings, hosts))},
+        "loki": {loki.CONFIG_PATH: to_yaml(loki.render_loki_config(settings))},
+    }
+    for service, files in expected.items():
+        assert uploads(containers(dev)[service]) == files, service
+
+
+def test_commands_point_at_the_uploaded_configs(dev):
+    commands = {name: c.inputs.get("command") for name, c in containers(dev).items()}
+    assert commands["collector"] == [f"--config={collector.CONFIG_PATH}"]
+    assert commands["tempo"] == [f"-config.file={tempo.CONFIG_PATH}"]
+    assert commands["loki"] == [f"-config.file={loki.CONFIG_PATH}"]
+    assert f"--config.file={prometheus.CONFIG_PATH}" in commands["prometheus"]
+
+
+def test_ports_are_published_on_loopback_only(dev):
+    published = {
+        (name, p["internal"], p["external"], p["ip"])
+        for name, c in containers(dev).items()
+        for p in c.inputs.get("ports", [])
+    }
+    assert published == {
+        ("grafana", 3000, 3000, "127.0.0.1"),
+        ("collector", 4317, 4317, "127.0.0.1"),
+        ("collector", 4318, 4318, "127.0.0.1"),
+        ("collector", 13133, 13133, "127.0.0.1"),
+        ("prometheus", 9090, 9090, "127.0.0.1"),
+    }
+
+
+def test_host_address_and_ports_follow_the_config():
+    run = run_program("dev", {"hostAddress": "0.0.0.0", "grafanaPort": "3300"})
+    assert run.error is None
+    grafana = containers(run)["grafana"]
+    assert grafana.inputs["ports"] == [{"internal": 3000, "external": 3300, "ip": "0.0.0.0"}]
+    assert run.outputs["grafanaUrl"] == "http://localhost:3300"
+
+
+def test_health_checks_gate_dependants_where_the_image_can_run_one(dev):
+    expected = {
+        "prometheus": ["CMD", "wget", "-q", "--spider", "http://localhost:9090/-/ready"],
+        "tempo": ["CMD", "/tempo", "-health"],
+        "loki": ["CMD", "/usr/bin/loki", "-health"],
+        "grafana": ["CMD", "curl", "-fsS", "http://localhost:3000/api/health"],
+    }
+    for name, container in containers(dev).items():
+        if name in expected:
+            assert container.inputs["healthcheck"]["tests"] == expected[name]
+            assert container.inputs["wait"] is True
+        else:
+            # The collector image is FROM scratch: nothing inside can probe it.
+            assert "healthcheck" not in container.inputs
+            assert container.inputs.get("wait") is False
+
+
+def test_containers_restart_and_have_memory_limits(dev, settings):
+    for name, container in containers(dev).items():
+        assert container.inputs["restart"] == "unless-stopped"
+        assert container.inputs["memory"] == settings.memory_mb(name)
+        assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
+
+
+def test_each_service_is_a_component_that_owns_its_resources(dev):
+    tokens = {
+        "collector": "observability:components:Collector",
+        "prometheus": "observability:components:Prometheus",
+        "tempo": "observability:components:Tempo",
+        "loki": "observability:components:Loki",
+        "grafana": "observability:components:Grafana",
+    }
+    for name, container in containers(dev).items():
+        assert container.parent_types[-1] == tokens[name]
+    for image in dev.of_type(IMAGE):
+        assert image.parent_types[-1] == tokens[image.name.removesuffix("-image")]
+    (network,) = dev.of_type(NETWORK)
+    assert network.parent_types[-1] == "observability:platform:Docker"
+
+
+def test_grafana_provider_uses_the_external_url_and_a_secret_credential(dev):
+    (provider,) = dev.of_type(GRAFANA_PROVIDER)
+    assert provider.inputs["url"] == "http://localhost:3000"
+    assert is_secret(provider.inputs["auth"])
+    assert unwrap(provider.inputs["auth"]) == f"admin:{MOCK_PASSWORD}"
+    grafana_resources = [r for r in dev.resources if r.type.startswith("grafana:")]
+    assert grafana_resources
+    assert all(r.provider and r.provider.split("::")[-2] == "grafana" for r in grafana_resources)
+
+
+def _datasources(run) -> dict[str, dict]:
+    return {
+        d.inputs["uid"]: {**d.inputs, "jsonData": json.loads(d.inputs["jsonDataEncoded"])}
+        for d in run.of_type(DATASOURCE)
+    }
+
+
+def test_datasources_have_fixed_uids_and_internal_urls(dev):
+    sources = _datasources(dev)
+    assert {uid: (s["type"], s["url"]) for uid, s in sources.items()} == {
+        "prometheus": ("prometheus", "http://prometheus:9090"),
+        "tempo": ("tempo", "http://tempo:3200"),
+        "loki": ("loki", "http://loki:3100"),
+    }
+    assert sources["prometheus"]["isDefault"] is True
+
+
+def test_datasources_are_correlated(dev):
+    sources = _datasources(dev)
+    exemplars = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert {(e["name"], e["datasourceUid"]) for e in exemplars} == {("traceID", "tempo"), ("trace_id", "tempo")}
+
+    tempo_json = sources["tempo"]["jsonData"]
+    logs = tempo_json["tracesToLogsV2"]
+    assert logs["datasourceUid"] == "loki"
+    assert {"key": "service.name", "value": "service_name"} in logs["tags"]
+    assert "trace_id" in logs["query"] and "${__trace.traceId}" in logs["query"]
+    metrics = tempo_json["tracesToMetrics"]
+    assert metrics["datasourceUid"] == "prometheus"
+    assert all("$__tags" in q["query"] for q in metrics["queries"])
+    assert tempo_json["serviceMap"] == {"datasourceUid": "prometheus"}
+    assert tempo_json["nodeGraph"] == {"enabled": True}
+
+    (derived,) = sources["loki"]["jsonData"]["derivedFields"]
+    assert (derived["matcherType"], derived["matcherRegex"], derived["datasourceUid"]) == ("label", "trace_id", "tempo")
+    assert derived["url"] == "${__value.raw}"
+
+
+def test_folders_and_dashboards_come_from_the_configs_directory(dev):
+    folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER)}
+    expected = load_folders()
+    assert folders == {f.uid: f.title for f in expected}
+    dashboards = {json.loads(d.inputs["configJson"])["uid"]: d for d in dev.of_type(DASHBOARD)}
+    for folder in expected:
+        for dashboard in folder.dashboards:
+            registered = dashboards.pop(dashboard.uid)
+            assert registered.inputs["folder"] == folder.uid
+            assert json.loads(registered.inputs["configJson"]) == dashboard.model
+    assert dashboards == {}
+
+
+def test_grafana_runs_with_a_viewer_anonymous_role_in_dev(dev):
+    envs = containers(dev)["grafana"].inputs["envs"]
+    assert "GF_AUTH_ANONYMOUS_ENABLED=true" in envs
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer" in envs
+    assert "GF_ANALYTICS_REPORTING_ENABLED=false" in envs
+    assert not any(e.startswith("GF_AUTH_ANONYMOUS_ORG_ROLE=Admin") for e in envs)
+
+
+def test_anonymous_access_can_be_turned_off():
+    run = run_program("dev", {"grafanaAnonymousRole": "none"})
+    envs = containers(run)["grafana"].inputs["envs"]
+    assert "GF_AUTH_ANONYMOUS_ENABLED=false" in envs
+    assert not any(e.startswith("GF_AUTH_ANONYMOUS_ORG_ROLE") for e in envs)
+
+
+def test_admin_password_is_generated_and_never_in_plain_text(dev):
+    assert dev.outputs["grafanaAdminPassword"] == MOCK_PASSWORD
+    assert "grafanaAdminPassword" in dev.secret_outputs
+    grafana = containers(dev)["grafana"]
+    assert is_secret(grafana.inputs["uploads"])
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/gf_security_admin_password" in grafana.inputs["envs"]
+    assert not any(e.startswith("GF_SECURITY_ADMIN_PASSWORD=") for e in grafana.inputs["envs"])
+
+    def plain_strings(value):
+        if is_secret(value):
+            return
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from plain_strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from plain_strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    for resource in dev.resources:
+        for text in plain_strings(resource.inputs):
+            assert MOCK_PASSWORD not in text, f"{resource.type} {resource.name}"
+
+
+def test_exports(dev):
+    assert dev.outputs == {
+        "grafanaUrl": "http://localhost:3000",
+        "grafanaAdminUser": "admin",
+        "grafanaAdminPassword": MOCK_PASSWORD,
+        "otlpGrpcEndpoint": "http://localhost:4317",
+        "otlpHttpEndpoint": "http://localhost:4318",
+        "prometheusUrl": "http://localhost:9090",
+    }
+    assert dev.secret_outputs == {"grafanaAdminPassword"}
+
+
+def test_prod_stops_with_a_clear_error_until_the_aws_target_exists():
+    run = run_program("prod")
+    assert run.error is not None and "target: 'aws'" in str(run.error)
+    assert run.resources == []
+
+
+def test_dev_stack_does_not_import_pulumi_aws():
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(project_path())!r})
+        from tests.harness import run_program
+        run = run_program("dev")
+        assert run.error is None, run.error
+        print(sorted(m for m in ("pulumi_aws", "pulumi_docker", "pulumiverse_grafana") if m in sys.modules))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=project_path())
+    # pulumi_docker present proves the program ran in that process.
+    assert result.stdout.strip().splitlines()[-1] == "['pulumi_docker', 'pulumiverse_grafana']"
+
+
+def test_project_name_matches_the_config_namespace():
+    for stack_file in project_path().glob("Pulumi.*.yaml"):
+        keys = yaml.safe_load(stack_file.read_text())["config"]
+        assert all(key.startswith(f"{PROJECT}:") for key in keys), stack_file.name

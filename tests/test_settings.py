@@ -1,0 +1,120 @@
+"""Stack config validation: bad input stops the program, names the key, and creates nothing."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+import yaml
+
+from components.settings import SettingsError, load_settings
+from components.stackconfig import load_stack_config, stack_names
+from tests.harness import PROJECT, project_path, run_program
+
+
+def settings_for(stack: str, **overrides: str):
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config(stack).items()}
+    config.update(overrides)
+    return load_settings(config.get, PROJECT, stack)
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_committed_stack_file_is_valid(stack):
+    settings = settings_for(stack)
+    assert settings.stack == stack
+
+
+def test_dev_defaults_are_local_and_viewer_only():
+    settings = settings_for("dev")
+    assert settings.target == "docker"
+    assert settings.host_address == "127.0.0.1"
+    assert settings.grafana_anonymous_role == "Viewer"
+    assert settings.image("grafana") == "grafana/grafana:13.2.0"
+
+
+def test_prod_carries_the_plan_retention_and_sampling():
+    settings = settings_for("prod")
+    assert (settings.prometheus_retention.hours, settings.tempo_retention.hours, settings.loki_retention.hours) == (
+        15 * 24,
+        7 * 24,
+        31 * 24,
+    )
+    assert settings.trace_sampling_percentage == 10.0
+    assert settings.grafana_anonymous_role is None
+
+
+BAD_INPUTS = [
+    ("target", "kubernetes", "allowed: docker, aws"),
+    ("grafanaAnonymousRole", "Admin", "refused"),
+    ("grafanaAnonymousRole", "viewer", "allowed: none, Viewer, Editor"),
+    ("collectorImage", "otel/opentelemetry-collector-contrib", "no tag"),
+    ("grafanaImage", "grafana/grafana:latest", "latest"),
+    ("tempoImage", "Grafana/Tempo 3", "not an image reference"),
+    ("prometheusRetention", "15 days", "whole number followed by h, d or w"),
+    ("lokiRetention", "36h", "whole number of days"),
+    ("tempoRetention", "0h", "not a retention"),
+    ("traceSamplingPercentage", "0", "above 0 and at most 100"),
+    ("traceSamplingPercentage", "150", "above 0 and at most 100"),
+    ("traceSamplingPercentage", "ten", "not a number"),
+    ("hostAddress", "localhost", "not an IPv4 address"),
+    ("corsAllowedOrigins", '["*"]', "any web site"),
+    ("corsAllowedOrigins", '"http://localhost:4200"', "not a list of strings"),
+    ("corsAllowedOrigins", '["localhost:4200"]', "not an origin"),
+    ("otlpHttpPort", "4317", "already used by otlpGrpcPort"),
+    ("grafanaPort", "70000", "allowed: 1 to 65535"),
+    ("collectorMemoryMb", "64", "allowed: 128 to"),
+    ("environment", "Prod Env", "lowercase letters"),
+    ("serviceNamespace", "", "is missing"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in BAD_INPUTS])
+def test_bad_input_stops_the_program_before_any_resource(key, value, allowed):
+    run = run_program("dev", {key: value})
+    assert isinstance(run.error, pulumi.RunError), run.error
+    message = str(run.error)
+    assert f"{key}:" in message
+    assert allowed in message
+    assert run.resources == []
+
+
+def test_missing_key_is_named():
+    run = run_program("dev", {"grafanaAdminUser": None})
+    assert isinstance(run.error, pulumi.RunError)
+    assert "grafanaAdminUser: is missing" in str(run.error)
+    assert run.resources == []
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as caught:
+        settings_for("dev", target="gcp", lokiRetention="1h", grafanaAnonymousRole="Admin")
+    keys = [problem.split(":", 1)[0] for problem in caught.value.problems]
+    assert keys == ["target", "lokiRetention", "grafanaAnonymousRole"]
+
+
+def test_aws_refuses_anonymous_grafana():
+    with pytest.raises(SettingsError, match="grafanaAnonymousRole: is 'Viewer'; the aws target"):
+        settings_for("prod", grafanaAnonymousRole="Viewer")
+
+
+def test_image_pinned_by_digest_is_accepted():
+    digest = "sha256:" + "a" * 64
+    settings = settings_for("dev", lokiImage=f"grafana/loki@{digest}", tempoImage=f"registry.example.com:5000/grafana/tempo:3.0.3@{digest}")
+    assert settings.image("loki").endswith(digest)
+
+
+def test_every_declared_key_is_read_and_every_read_key_is_declared():
+    declared = set(yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"])
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config("dev").items()}
+    read: list[str] = []
+
+    def get(key: str):
+        read.append(key)
+        return config.get(key)
+
+    load_settings(get, PROJECT, "dev")
+    assert set(read) == declared
+
+
+def test_every_declared_key_has_type_default_and_description():
+    for key, declaration in yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"].items():
+        assert {"type", "default", "description"} <= set(declaration), key
