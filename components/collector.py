@@ -99,7 +99,21 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
                 "metrics": {
                     "level": "normal",
                     "readers": [
-                        {"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": METRICS.container_port}}}}
+                        {
+                            "pull": {
+                                "exporter": {
+                                    "prometheus": {
+                                        "host": "0.0.0.0",
+                                        "port": METRICS.container_port,
+                                        # The collector's defaults drop _total and unit suffixes;
+                                        # keep the conventional names dashboards and alerts use.
+                                        "without_type_suffix": False,
+                                        "without_units": False,
+                                        "without_scope_info": True,
+                                    }
+                                }
+                            }
+                        }
                     ],
                 },
             },

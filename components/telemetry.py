@@ -153,7 +153,9 @@ TEMPO_GENERATED_LABELS = {
     "client", "server", "connection_type", "service_namespace", "deployment_environment_name",
 }
 
-# The collector's own telemetry on :8888 (service.telemetry.metrics, level normal).
+# The collector's own telemetry on :8888 (service.telemetry.metrics, level normal, with type and
+# unit suffixes). tests/test_collector_runtime.py scrapes a running collector for the ones that
+# appear without backends; the exporter sent/failed counters follow the same naming.
 COLLECTOR_INTERNAL = {
     "otelcol_process_uptime_seconds_total",
     "otelcol_process_memory_rss_bytes",
@@ -176,11 +178,15 @@ COLLECTOR_INTERNAL = {
     "otelcol_exporter_enqueue_failed_log_records_total",
     "otelcol_exporter_queue_size",
     "otelcol_exporter_queue_capacity",
+    "otelcol_receiver_failed_spans_total",
+    "otelcol_receiver_failed_metric_points_total",
+    "otelcol_receiver_failed_log_records_total",
     "otelcol_processor_incoming_items_total",
     "otelcol_processor_outgoing_items_total",
+    "otelcol_processor_filter_spans_filtered_total",
 }
 COLLECTOR_INTERNAL_LABELS = {
-    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal",
+    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal", "filter",
     "service_name", "service_instance_id", "service_version",
 }
 

@@ -70,7 +70,7 @@ def test_collector_listens_on_all_interfaces_inside_the_container(settings):
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
     assert config["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
     reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
-    assert reader == {"host": "0.0.0.0", "port": 8888}
+    assert (reader["host"], reader["port"]) == ("0.0.0.0", 8888)
 
 
 def test_collector_takes_cors_sampling_and_resource_attributes_from_settings(settings):

@@ -1,0 +1,100 @@
+"""preview / up / destroy / outputs for one stack, with nothing set up beforehand but Docker.
+
+Uses the Pulumi Automation API: it installs the pinned Pulumi CLI when none is on PATH, keeps state
+in a local file backend (no Pulumi account) unless PULUMI_BACKEND_URL says otherwise, and generates
+a passphrase for the stack's secrets on first use unless one is given.
+
+Run it through scripts/stack.sh, which prepares the virtualenv first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pulumi import automation as auto
+from semver import VersionInfo
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = PROJECT_DIR / ".pulumi-state"
+# The CLI release that matches the pinned SDK (requirements.txt).
+PULUMI_VERSION = "3.272.0"
+
+
+def pulumi_command() -> auto.PulumiCommand:
+    if shutil.which("pulumi"):
+        return auto.PulumiCommand()
+    print(f"Pulumi CLI not found on PATH: installing v{PULUMI_VERSION} under ~/.pulumi/versions", flush=True)
+    return auto.PulumiCommand.install(version=VersionInfo.parse(PULUMI_VERSION))
+
+
+def workspace_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    if not os.environ.get("PULUMI_BACKEND_URL"):
+        STATE_DIR.mkdir(exist_ok=True)
+        env["PULUMI_BACKEND_URL"] = STATE_DIR.as_uri()
+    if not (os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+        passphrase = STATE_DIR / "passphrase"
+        if not passphrase.exists():
+            STATE_DIR.mkdir(exist_ok=True)
+            passphrase.touch(mode=0o600)
+            passphrase.write_text(secrets.token_urlsafe(32))
+            print(f"Generated the secrets passphrase in {passphrase.relative_to(PROJECT_DIR)}: keep it, or the stack's secrets are lost.")
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase)
+    return env
+
+
+def require_docker(stack: auto.Stack) -> None:
+    target = stack.get_all_config().get("observability:target")
+    if target is not None and target.value != "docker":
+        return
+    try:
+        subprocess.run(["docker", "info"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        sys.exit("The dev stack needs a running Docker engine: `docker info` failed. Start Docker and try again.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["preview", "up", "destroy", "outputs"])
+    parser.add_argument("stack", nargs="?", default="dev")
+    parser.add_argument("--show-secrets", action="store_true", help="outputs: print secret outputs in plain text")
+    args = parser.parse_args()
+
+    env = workspace_env()
+    stack = auto.create_or_select_stack(
+        stack_name=args.stack,
+        work_dir=str(PROJECT_DIR),
+        opts=auto.LocalWorkspaceOptions(
+            pulumi_command=pulumi_command(),
+            env_vars=env,
+            secrets_provider="passphrase",
+        ),
+    )
+    if args.action == "outputs":
+        for name, output in sorted(stack.outputs().items()):
+            value = "[secret]" if output.secret and not args.show_secrets else output.value
+            print(f"{name}: {value}")
+        return
+    if args.action in ("preview", "up"):
+        require_docker(stack)
+    common = {"on_output": lambda line: print(line, end="" if line.endswith("\n") else "\n", flush=True), "color": "auto"}
+    if args.action == "preview":
+        stack.preview(**common)
+    elif args.action == "up":
+        stack.up(show_secrets=False, **common)
+        print(f"\nGrafana admin password: scripts/stack.sh outputs {args.stack} --show-secrets")
+    else:
+        stack.destroy(**common)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except auto.CommandError as error:
+        sys.exit(f"pulumi failed:\n{error}")

@@ -1,0 +1,88 @@
+"""The rendered collector config, checked by the real collector built at the pinned version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.collector import render_collector_config
+from components.settings import SERVICES
+from components.stackconfig import stack_names
+from components.yamltext import to_yaml
+from tests.test_settings import settings_for
+
+HOSTS = {name: name for name in SERVICES}
+KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
+
+
+@pytest.fixture(scope="module")
+def otelcol() -> str:
+    path = os.environ.get("OTELCOL_BIN", "")
+    assert path and Path(path).is_file(), "set OTELCOL_BIN to a collector built by scripts/build-collector.sh (scripts/test.sh does)"
+    return path
+
+
+@pytest.fixture(scope="module")
+def built_components(otelcol) -> dict[str, set[str]]:
+    listing = yaml.safe_load(subprocess.run([otelcol, "components"], capture_output=True, text=True, check=True).stdout)
+    return {kind: {entry["name"] for entry in listing.get(kind) or []} for kind in KINDS}
+
+
+def validate(otelcol: str, config: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(config))
+    return subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True)
+
+
+def component_types(config: dict, kind: str) -> set[str]:
+    return {name.split("/", 1)[0] for name in config.get(kind) or {}}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_rendered_config_passes_otelcol_validate(stack, otelcol, tmp_path):
+    result = validate(otelcol, render_collector_config(settings_for(stack), HOSTS), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_rendered_config_uses_only_components_the_build_has(stack, built_components):
+    config = render_collector_config(settings_for(stack), HOSTS)
+    for kind in KINDS:
+        missing = component_types(config, kind) - built_components[kind]
+        assert not missing, f"{kind} not in configs/collector-builder.yaml: {sorted(missing)}"
+
+
+def test_manifest_version_matches_the_pinned_image(otelcol):
+    manifest = yaml.safe_load(Path("configs/collector-builder.yaml").read_text())
+    image_tag = settings_for("dev").image("collector").rsplit(":", 1)[1]
+    assert manifest["dist"]["version"] == image_tag
+    version = subprocess.run([otelcol, "--version"], capture_output=True, text=True, check=True).stdout
+    assert image_tag in version
+
+
+def test_validate_rejects_an_unknown_key(otelcol, tmp_path):
+    config = render_collector_config(settings_for("dev"), HOSTS)
+    config["exporters"]["otlp_grpc/tempo"]["endpiont"] = "tempo:4317"
+    result = validate(otelcol, config, tmp_path)
+    assert result.returncode != 0
+    assert "endpiont" in result.stdout + result.stderr
+
+
+def test_validate_rejects_a_component_the_build_lacks(otelcol, tmp_path):
+    config = render_collector_config(settings_for("dev"), HOSTS)
+    config["processors"]["groupbytrace"] = {}
+    config["service"]["pipelines"]["traces"]["processors"].insert(1, "groupbytrace")
+    result = validate(otelcol, config, tmp_path)
+    assert result.returncode != 0
+    assert "groupbytrace" in result.stdout + result.stderr
+
+
+def test_validate_rejects_a_pipeline_naming_an_undefined_exporter(otelcol, tmp_path):
+    config = render_collector_config(settings_for("dev"), HOSTS)
+    config["service"]["pipelines"]["logs"]["exporters"].append("otlp_http/missing")
+    result = validate(otelcol, config, tmp_path)
+    assert result.returncode != 0
