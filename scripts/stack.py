@@ -44,7 +44,7 @@ def workspace_env() -> dict[str, str]:
             STATE_DIR.mkdir(exist_ok=True)
             passphrase.touch(mode=0o600)
             passphrase.write_text(secrets.token_urlsafe(32))
-            print(f"Generated the secrets passphrase in {passphrase.relative_to(PROJECT_DIR)}: keep it, or the stack's secrets are lost.")
+            print(f"Generated the secrets passphrase in {passphrase}: keep it, or the stack's secrets are lost.")
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase)
     return env
 

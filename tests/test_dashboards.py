@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -120,3 +121,13 @@ def test_metric_name_extraction():
     assert metric_names('up{job="tempo"} == bool 1') == {"up"}
     assert label_names('sum by (le, route) (rate(m{a="1", b=~"x"}[5m]))') == {"le", "route", "a", "b"}
     assert label_replace_targets('label_replace(rate(m{a="b"}[5m]), "route", "$1", "http_route", "(.*)")') == {"route"}
+
+
+def test_stack_health_shows_every_scrape_job():
+    from components.settings import SERVICES
+    from components.stack import scrape_targets
+
+    health = next(d for d in DASHBOARDS if d.uid == "observability-stack-health")
+    (up_query,) = [expr for _, expr in promql_queries(health.model, PROMETHEUS_UID) if expr.startswith("up{")]
+    jobs = set(re.search(r'job=~"([^"]+)"', up_query).group(1).split("|"))
+    assert jobs == set(scrape_targets({name: name for name in SERVICES}))

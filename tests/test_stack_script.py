@@ -1,0 +1,51 @@
+"""scripts/stack.py: the local backend and passphrase it sets up when the user gave none."""
+
+from __future__ import annotations
+
+import importlib.util
+import stat
+
+import pytest
+
+from tests.harness import project_path
+
+
+@pytest.fixture
+def stack_script(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("stack_script", project_path("scripts", "stack.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "STATE_DIR", tmp_path / ".pulumi-state")
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return module
+
+
+def test_defaults_to_a_local_file_backend_and_a_private_generated_passphrase(stack_script):
+    env = stack_script.workspace_env()
+    state = stack_script.STATE_DIR
+    assert env["PULUMI_BACKEND_URL"] == state.as_uri()
+    passphrase = state / "passphrase"
+    assert env["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(passphrase)
+    assert len(passphrase.read_text()) >= 32
+    assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600
+
+
+def test_the_passphrase_is_generated_once(stack_script):
+    stack_script.workspace_env()
+    first = (stack_script.STATE_DIR / "passphrase").read_text()
+    stack_script.workspace_env()
+    assert (stack_script.STATE_DIR / "passphrase").read_text() == first
+
+
+def test_user_backend_and_passphrase_win(stack_script, monkeypatch):
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://team-state")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "given")
+    assert stack_script.workspace_env() == {}
+    assert not stack_script.STATE_DIR.exists()
+
+
+def test_the_cli_it_installs_matches_the_sdk(stack_script):
+    import importlib.metadata
+
+    assert stack_script.PULUMI_VERSION == importlib.metadata.version("pulumi")
