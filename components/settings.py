@@ -80,6 +80,7 @@ class Settings:
     service_namespace: str
     host_address: str
     services: Mapping[str, ServiceSettings]
+    utility_image: str
     prometheus_retention: Retention
     tempo_retention: Retention
     loki_retention: Retention
@@ -115,6 +116,7 @@ def load_settings(get: Callable[[str], Optional[str]], project: str, stack: str)
         )
         for name in SERVICES
     }
+    utility_image = reader.image("utilityImage")
     retention = {
         store: reader.retention(f"{store}Retention", minimum_hours=24 if store == "loki" else 1, whole_days=store == "loki")
         for store in ("prometheus", "tempo", "loki")
@@ -145,6 +147,7 @@ def load_settings(get: Callable[[str], Optional[str]], project: str, stack: str)
         service_namespace=namespace,
         host_address=host_address,
         services=services,
+        utility_image=utility_image,
         prometheus_retention=retention["prometheus"],
         tempo_retention=retention["tempo"],
         loki_retention=retention["loki"],

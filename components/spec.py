@@ -42,6 +42,9 @@ class SecretValue:
 class DataVolume:
     name: str
     path: str
+    # "uid:gid" that must be able to write it, for images that bring no directory of their own
+    # (a fresh volume is root's); platforms hand it over before the service starts.
+    owner: Optional[str] = None
 
 
 @dataclass(frozen=True)

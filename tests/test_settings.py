@@ -49,6 +49,7 @@ BAD_INPUTS = [
     ("collectorImage", "otel/opentelemetry-collector-contrib", "no tag"),
     ("grafanaImage", "grafana/grafana:latest", "latest"),
     ("tempoImage", "Grafana/Tempo 3", "not an image reference"),
+    ("utilityImage", "busybox:latest", "latest"),
     ("prometheusRetention", "15 days", "whole number followed by h, d or w"),
     ("lokiRetention", "36h", "whole number of days"),
     ("tempoRetention", "0h", "not a retention"),
