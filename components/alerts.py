@@ -127,11 +127,13 @@ def runbook_anchors(text: str) -> set[str]:
 
 
 def load_rule_groups(
-    root: Path = ALERTS_DIR,
-    runbook: Path = RUNBOOK_PATH,
-    datasource_uids: tuple[str, ...] = ("prometheus",),
+    root: Path | None = None,
+    runbook: Path | None = None,
+    datasource_uids: tuple[str, ...] = (DEFAULT_DATASOURCE,),
 ) -> list[RuleGroup]:
-    """Every *.yaml under root, validated; all problems are reported at once."""
+    """Every *.yaml under root (configs/alerts), validated; all problems are reported at once."""
+    root = root or ALERTS_DIR
+    runbook = runbook or RUNBOOK_PATH
     anchors = runbook_anchors(runbook.read_text(encoding="utf-8")) if runbook.exists() else set()
     problems: list[str] = []
     groups: list[RuleGroup] = []

@@ -175,7 +175,7 @@ def test_a_broken_rule_file_stops_the_program_before_any_resource(monkeypatch, t
     import components.alerts as alerts
 
     monkeypatch.setattr(alerts, "ALERTS_DIR", root / "alerts")
-    monkeypatch.setattr(alerts.load_rule_groups, "__defaults__", (root / "alerts", root / "runbook.md", ("prometheus",)))
+    monkeypatch.setattr(alerts, "RUNBOOK_PATH", root / "runbook.md")
     run = run_program("dev")
     assert isinstance(run.error, pulumi.RunError), run.error
     assert "x.yaml: x-rule: severity: 'page'" in str(run.error)
