@@ -393,7 +393,10 @@ def test_credentials_stay_secret_in_inputs_and_outputs(contacted):
         assert is_secret(point.inputs["pagerduties"])
         assert unwrap(point.inputs["pagerduties"])[0]["integrationKey"] == PAGERDUTY_KEY
     grafana = next(c for c in contacted.of_type("docker:index/container:Container") if c.name == "grafana")
+    assert {"GF_SMTP_ENABLED=true", "GF_SMTP_HOST=smtp.example.com:587", "GF_SMTP_USER=grafana",
+            "GF_SMTP_FROM_ADDRESS=grafana@example.com"} <= set(grafana.inputs["envs"])
     assert "GF_SMTP_PASSWORD__FILE=/run/secrets/gf_smtp_password" in grafana.inputs["envs"]
+    assert not any(e.startswith("GF_SMTP_PASSWORD=") for e in grafana.inputs["envs"])
     assert SMTP_PASSWORD in json.dumps(unwrap(grafana.inputs["uploads"]))
     for secret in (SLACK_URL, PAGERDUTY_KEY, SMTP_PASSWORD):
         for resource in contacted.resources:
