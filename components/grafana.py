@@ -27,6 +27,21 @@ def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
         "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
         "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
+        **smtp_env(settings),
+    }
+
+
+def smtp_env(settings: Settings) -> dict[str, str]:
+    """The mail server for e-mail alert notifications (its password is handed over as a secret)."""
+    smtp = settings.smtp
+    if smtp is None:
+        return {}
+    return {
+        "GF_SMTP_ENABLED": "true",
+        "GF_SMTP_HOST": smtp.host,
+        "GF_SMTP_FROM_ADDRESS": smtp.from_address,
+        "GF_SMTP_FROM_NAME": "Grafana alerts",
+        **({"GF_SMTP_USER": smtp.user} if smtp.user else {}),
     }
 
 
@@ -59,7 +74,14 @@ class Grafana(pulumi.ComponentResource):
             ports=(http,),
             env=grafana_env(settings, self.root_url),
             # The password applies only when Grafana creates its database (first start).
-            secrets=(SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
+            secrets=(
+                SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),
+                *(
+                    (SecretValue("GF_SMTP_PASSWORD", settings.smtp.password.output(), file_env="GF_SMTP_PASSWORD__FILE"),)
+                    if settings.smtp and settings.smtp.password
+                    else ()
+                ),
+            ),
             volumes=(DataVolume("data", "/var/lib/grafana"),),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
         )

@@ -243,7 +243,7 @@ def test_datasources_are_correlated(dev):
 
 
 def test_folders_and_dashboards_come_from_the_configs_directory(dev):
-    folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER)}
+    folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER) if f.parent_types[-1] == "observability:grafana:Content"}
     expected = load_folders()
     assert folders == {f.uid: f.title for f in expected}
     dashboards = {json.loads(d.inputs["configJson"])["uid"]: d for d in dev.of_type(DASHBOARD)}
@@ -303,7 +303,10 @@ def test_exports(dev):
         "otlpGrpcEndpoint": "http://localhost:4317",
         "otlpHttpEndpoint": "http://localhost:4318",
         "prometheusUrl": "http://localhost:9090",
+        "alertRouting": {},
+        "alertNotifications": dev.outputs["alertNotifications"],
     }
+    assert dev.outputs["alertNotifications"].startswith("No contact point configured")
     assert dev.secret_outputs == {"grafanaAdminPassword"}
 
 
