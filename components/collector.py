@@ -35,6 +35,17 @@ SENSITIVE_ATTRIBUTE_PATTERNS = (
     r"(?i)^http\.(request|response)\.header\.(authorization|proxy[-_]authorization|cookie|set[-_]cookie|x[-_]api[-_]key)$",
     r"^db\.query\.parameter\..+$",
 )
+# The memory limiter refuses data (retryable) above 80% of the container's memory; the Go
+# runtime collects garbage harder above GOMEMLIMIT, 80% of that, so refused requests' garbage
+# does not carry the heap past the limit (memorylimiterprocessor's documented pairing).
+MEMORY_LIMIT_PERCENTAGE = 80
+MEMORY_SPIKE_PERCENTAGE = 20
+
+
+def go_memory_limit(container_memory_mb: int) -> str:
+    return f"{container_memory_mb * MEMORY_LIMIT_PERCENTAGE * 8 // 1000}MiB"
+
+
 # Resource attributes that would only add noise as metric labels.
 NOISY_RESOURCE_ATTRIBUTES = r"^(process|telemetry|os)\..+$"
 
@@ -48,12 +59,24 @@ def _health_span_conditions() -> list[str]:
 
 
 def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
-    """An exporter whose batches wait on disk and are retried until the store takes them."""
+    """An exporter that writes every request to disk before acknowledging it, batches from there,
+    and retries until the store takes the data.
+
+    Batching here instead of in the batch processor is what makes this safe: the batch processor
+    acknowledges data it only holds in memory and drops what a full queue refuses, while a
+    request the queue refuses goes back to the sender as a retryable error.
+    """
     return {
         **exporter,
-        # Queue size counts batches; 5000 of the batch processor's ~8k-item batches is hours of a
-        # small team's telemetry, bounded by the volume rather than by memory.
-        "sending_queue": {"enabled": True, "storage": QUEUE_STORAGE, "queue_size": 5000},
+        "sending_queue": {
+            "enabled": True,
+            "storage": QUEUE_STORAGE,
+            # Incoming requests (an SDK sends up to 512 spans or log records in one): hours of a
+            # small team's telemetry, bounded by the volume rather than by memory.
+            "sizer": "requests",
+            "queue_size": 20000,
+            "batch": {"sizer": "items", "flush_timeout": "200ms", "min_size": 2048, "max_size": 8192},
+        },
         # No time limit: a store that is down for an hour must not cost the hour's data. Permanent
         # errors (a rejected payload) are never retried; a full queue refuses new data instead.
         "retry_on_failure": {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": "0s"},
@@ -89,7 +112,11 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
         },
         "processors": {
             # First in every pipeline: refuse data (retryable) before memory runs out.
-            "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20},
+            "memory_limiter": {
+                "check_interval": "1s",
+                "limit_percentage": MEMORY_LIMIT_PERCENTAGE,
+                "spike_limit_percentage": MEMORY_SPIKE_PERCENTAGE,
+            },
             "filter/health": {"error_mode": "ignore", "traces": {"span": _health_span_conditions()}},
             "attributes/scrub": {
                 "actions": [
@@ -106,6 +133,7 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
             },
             "resource/metric_labels": {"attributes": [{"pattern": NOISY_RESOURCE_ATTRIBUTES, "action": "delete"}]},
             "probabilistic_sampler": {"sampling_percentage": settings.trace_sampling_percentage},
+            # Metrics only: the remote-write exporter keeps its own in-memory queue.
             "batch": {},
         },
         "exporters": {
@@ -156,7 +184,6 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
                         "attributes/scrub",
                         "resource",
                         "probabilistic_sampler",
-                        "batch",
                     ],
                     "exporters": ["otlp_grpc/tempo"],
                 },
@@ -167,7 +194,7 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
                 },
                 "logs": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "attributes/scrub", "resource", "batch"],
+                    "processors": ["memory_limiter", "attributes/scrub", "resource"],
                     "exporters": ["otlp_http/loki"],
                 },
             },
@@ -199,6 +226,7 @@ class Collector(pulumi.ComponentResource):
                 METRICS,
             ),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
             volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
             # FROM scratch: no shell, nothing to run a health check with. Checked from outside
             # on the health port instead.

@@ -1,5 +1,43 @@
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # The program imports `components` from the project root, as `pulumi up` runs it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+_REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    """A measured number or a stated limit, printed at the end of the run (not only on failure)."""
+    _REPORT.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("measured in this run")
+        for line in _REPORT:
+            terminalreporter.write_line(line)
+
+
+def _binary(variable: str, built_by: str) -> str:
+    path = os.environ.get(variable, "")
+    assert path and Path(path).is_file(), f"set {variable} to a binary built by {built_by} (scripts/test.sh does)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def otelcol() -> str:
+    return _binary("OTELCOL_BIN", "scripts/build-collector.sh")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    return _binary("PROMETHEUS_BIN", "scripts/build-prometheus.sh")
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> str:
+    return _binary("PROMTOOL_BIN", "scripts/build-prometheus.sh")

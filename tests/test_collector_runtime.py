@@ -4,10 +4,8 @@ and exposes its own metrics under the names the stack-health dashboard queries."
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -21,37 +19,8 @@ from components.dashboards import load_folders, metric_names, promql_queries
 from components.grafana_content import PROMETHEUS_UID
 from components.telemetry import COLLECTOR_INTERNAL
 from components.yamltext import to_yaml
-from tests.test_collector_validate import otelcol  # noqa: F401  (fixture)
+from tests.processes import free_port, scrape, wait_for
 from tests.test_settings import settings_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name_and_labels, value = line.rsplit(" ", 1)
-            name = name_and_labels.split("{", 1)[0]
-            samples[name] = samples.get(name, 0.0) + float(value)
-    return samples
 
 
 @pytest.fixture(scope="module")

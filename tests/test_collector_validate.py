@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,13 +16,6 @@ from tests.test_settings import settings_for
 
 HOSTS = {name: name for name in SERVICES}
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
-
-
-@pytest.fixture(scope="module")
-def otelcol() -> str:
-    path = os.environ.get("OTELCOL_BIN", "")
-    assert path and Path(path).is_file(), "set OTELCOL_BIN to a collector built by scripts/build-collector.sh (scripts/test.sh does)"
-    return path
 
 
 @pytest.fixture(scope="module")

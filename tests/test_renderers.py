@@ -34,12 +34,18 @@ def settings(request):
 # ---- collector
 
 
-def test_every_collector_pipeline_starts_with_memory_limiter_and_ends_with_batch(settings):
-    pipelines = render_collector_config(settings, HOSTS)["service"]["pipelines"]
+def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(settings):
+    config = render_collector_config(settings, HOSTS)
+    pipelines = config["service"]["pipelines"]
     assert set(pipelines) == {"traces", "metrics", "logs"}
-    for pipeline in pipelines.values():
+    for name, pipeline in pipelines.items():
         assert pipeline["processors"][0] == "memory_limiter"
-        assert pipeline["processors"][-1] == "batch"
+        (exporter,) = pipeline["exporters"]
+        # Either the exporter batches behind its persistent queue, or the batch processor does.
+        batched_by_exporter = "batch" in config["exporters"][exporter].get("sending_queue", {})
+        assert batched_by_exporter != ("batch" in pipeline["processors"]), name
+        if not batched_by_exporter:
+            assert pipeline["processors"][-1] == "batch", name
 
 
 def test_collector_components_are_all_defined_and_all_used(settings):

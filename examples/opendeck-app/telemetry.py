@@ -17,7 +17,6 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -42,10 +41,9 @@ def setup_telemetry() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
     set_logger_provider(logger_provider)
-    # Console lines show the trace and span ids too (this sets up the console handler first).
+    # Sends log records over OTLP, each with the trace and span id of the span it was logged in,
+    # and puts the ids into the console format too.
     LoggingInstrumentor().instrument(set_logging_format=True, log_level=logging.INFO)
-    # Records logged inside a span carry its trace and span id to Loki.
-    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
 
     SQLAlchemyInstrumentor().instrument()
     CeleryInstrumentor().instrument()

@@ -1,0 +1,210 @@
+"""Real processes on loopback for the runtime tests: the collector we build, Prometheus, the sample
+app. Each runs the config our renderers produce, changed only where a single machine needs it:
+listen addresses on free loopback ports, store endpoints on local addresses, data in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from components.collector import QUEUE_STORAGE, render_collector_config
+from components.prometheus import prometheus_args, render_prometheus_config
+from components.settings import Settings
+from components.yamltext import to_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_APP = ROOT / "examples" / "opendeck-app"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def poll(check, seconds: float, interval: float = 0.5):
+    """Call check() until it returns something truthy; return that, or the last value at the deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Prometheus text format from 127.0.0.1:port/metrics, summed per metric name."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_and_labels, sample = line.rsplit(" ", 1)
+            name = name_and_labels.split("{", 1)[0]
+            samples[name] = samples.get(name, 0.0) + float(sample)
+    return samples
+
+
+def anonymous_rss_bytes(pid: int) -> int:
+    """Resident memory the process allocated itself. The file-backed rest (the queue's memory-mapped
+    database) is page cache the kernel reclaims under pressure."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Collector:
+    """The built collector running our rendered config for a stack."""
+
+    def __init__(self, binary: str, settings: Settings, workdir: Path, tempo: str, loki: str, prometheus: str):
+        config = render_collector_config(settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"})
+        self.otlp_grpc, self.otlp_http, self.health, self.metrics = (free_port() for _ in range(4))
+        protocols = config["receivers"]["otlp"]["protocols"]
+        protocols["grpc"]["endpoint"] = f"127.0.0.1:{self.otlp_grpc}"
+        protocols["http"]["endpoint"] = f"127.0.0.1:{self.otlp_http}"
+        config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{self.health}"
+        queue = workdir / "queue"
+        queue.mkdir(parents=True, exist_ok=True)
+        config["extensions"][QUEUE_STORAGE]["directory"] = str(queue)
+        config["extensions"][QUEUE_STORAGE]["compaction"]["directory"] = str(queue)
+        reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
+        reader.update(host="127.0.0.1", port=self.metrics)
+        config["exporters"]["otlp_grpc/tempo"]["endpoint"] = tempo
+        config["exporters"]["otlp_http/loki"]["endpoint"] = loki
+        config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = prometheus
+        self.binary = binary
+        self.config = config
+        self.path = workdir / "collector.yaml"
+        self.log = workdir / "collector.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> Collector:
+        self.path.write_text(to_yaml(self.config))
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen([self.binary, f"--config={self.path}"], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(f"http://127.0.0.1:{self.health}/")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def scrape(self) -> dict[str, float]:
+        return scrape(self.metrics)
+
+
+class Prometheus:
+    """Prometheus running our rendered config and flags, scraping the collector's own metrics."""
+
+    def __init__(self, binary: str, settings: Settings, workdir: Path, collector_metrics: str):
+        self.port = free_port()
+        targets = {
+            "otel-collector": collector_metrics,
+            "prometheus": f"127.0.0.1:{self.port}",
+            # Not running here: their `up` is 0, which the stack-health panel shows as such.
+            "tempo": f"127.0.0.1:{free_port()}",
+            "loki": f"127.0.0.1:{free_port()}",
+            "grafana": f"127.0.0.1:{free_port()}",
+        }
+        config = render_prometheus_config(settings, targets)
+        # Seconds, not the stack's interval, so a short test sees several scrapes.
+        config["global"]["scrape_interval"] = "1s"
+        self.path = workdir / "prometheus.yml"
+        self.path.write_text(to_yaml(config))
+        flags = [
+            a for a in prometheus_args()
+            if not a.startswith(("--config.file=", "--storage.tsdb.path=", "--web.listen-address="))
+        ]
+        self.command = [
+            binary, *flags, f"--config.file={self.path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        self.log = workdir / "prometheus.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def remote_write_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/write"
+
+    def start(self) -> Prometheus:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(f"http://127.0.0.1:{self.port}/-/ready")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        reply = json.load(urllib.request.urlopen(url, timeout=10))
+        assert reply["status"] == "success", reply
+        return reply["data"]["result"]
+
+
+class SampleApp:
+    """examples/opendeck-app served by uvicorn, exporting OTLP/gRPC to the collector."""
+
+    def __init__(self, workdir: Path, otlp_grpc_port: int, extra_env: Optional[dict[str, str]] = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_grpc_port}",
+            "OTEL_SERVICE_NAME": "opendeck-backend",
+            # Seconds instead of the SDK's minute, so a test sees several exports.
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_BLRP_SCHEDULE_DELAY": "200",
+            **(extra_env or {}),
+        }
+        self.log = workdir / "app.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> SampleApp:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "app.py", "--port", str(self.port)],
+                cwd=SAMPLE_APP, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for(f"{self.url}/api/topics")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            # SIGINT: uvicorn shuts down cleanly and the SDK flushes what it holds.
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,213 @@
+"""Faults, with the collector we build running the dev stack's rendered config:
+- Tempo down for a minute while an app keeps sending, with a collector restart in the middle:
+  every span sent is delivered afterwards (persistent sending queue on disk).
+- Overload (a blocked store, senders faster than the collector, a small memory limit): memory
+  stays under the limit, data is refused with a retryable error, nothing crashes, and it recovers.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from collections.abc import Sequence
+
+import grpc
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from components.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE
+from tests.conftest import report
+from tests.processes import Collector, anonymous_rss_bytes, poll
+from tests.stand_ins import LogStore, TraceStore
+from tests.test_settings import settings_for
+
+OUTAGE_SECONDS = 60
+# The memory limiter's limit for the overload test: a small collector container's worth.
+OVERLOAD_LIMIT_MIB = 128
+
+
+class CountingExporter(SpanExporter):
+    """The app's OTLP exporter, remembering which spans the collector acknowledged."""
+
+    def __init__(self, endpoint: str):
+        self._inner = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=5)
+        self.acknowledged: set[str] = set()
+        self.failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._inner.export(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.acknowledged.update(s.name for s in spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+
+def make_collector(otelcol, workdir, tempo: TraceStore, loki: LogStore) -> Collector:
+    return Collector(
+        otelcol, settings_for("dev"), workdir,
+        tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp",
+        # No metrics in these tests; a closed port stands for an unused Prometheus.
+        prometheus="http://127.0.0.1:9/api/v1/write",
+    )
+
+
+def test_a_store_outage_and_a_collector_restart_lose_no_span(otelcol, tmp_path):
+    tempo, loki = TraceStore().start(), LogStore()
+    collector = make_collector(otelcol, tmp_path, tempo, loki).start()
+    exporter = CountingExporter(f"127.0.0.1:{collector.otlp_grpc}")
+    provider = TracerProvider(resource=Resource.create({"service.name": "opendeck-worker"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    tracer = provider.get_tracer("outage")
+    sending = threading.Event()
+    sending.set()
+    created = 0
+
+    def app() -> None:
+        nonlocal created
+        while sending.is_set():
+            with tracer.start_as_current_span(f"task-{created}"):
+                created += 1
+            time.sleep(0.02)
+
+    worker = threading.Thread(target=app)
+    worker.start()
+    try:
+        time.sleep(5)
+        tempo.stop()
+        outage_started = time.monotonic()
+        time.sleep(OUTAGE_SECONDS / 2)
+        # The queue is on disk: what waits for Tempo survives the collector going away.
+        collector.stop()
+        queued_at_restart = created
+        collector.start()
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+        queue_before_recovery = collector.scrape().get("otelcol_exporter_queue_size", 0)
+        tempo.start()
+        time.sleep(5)
+    finally:
+        sending.clear()
+        worker.join()
+        provider.shutdown()
+    try:
+        sent = exporter.acknowledged
+        arrived = poll(lambda: sent <= {s.name for s in tempo.received()} and tempo.received(), 120)
+        received = [s.name for s in tempo.received()]
+        missing = sent - set(received)
+        report(
+            f"faults: Tempo down {OUTAGE_SECONDS} s with a collector restart after {OUTAGE_SECONDS // 2} s: "
+            f"{created} spans created, {len(sent)} acknowledged by the collector, {len(set(received) & sent)} delivered, "
+            f"{len(missing)} missing, {len(received) - len(set(received))} duplicates; "
+            f"{queued_at_restart} created before the restart; {int(queue_before_recovery)} requests queued when Tempo came back"
+        )
+        assert arrived and not missing
+        assert queue_before_recovery > 0, "the outage should have queued data"
+        # The app lost nothing either: at most the spans of the restart's seconds were retried late.
+        assert exporter.failed == 0
+    finally:
+        collector.stop()
+        tempo.stop()
+        loki.stop()
+
+
+def spans_request(count: int, payload_bytes: int) -> trace_service_pb2.ExportTraceServiceRequest:
+    spans = [
+        trace_pb2.Span(
+            trace_id=os.urandom(16), span_id=os.urandom(8), name="load", kind=trace_pb2.Span.SPAN_KIND_SERVER,
+            attributes=[KeyValue(key="payload", value=AnyValue(string_value="x" * payload_bytes))],
+        )
+        for _ in range(count)
+    ]
+    resource = ResourceProto(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="load"))])
+    return trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[trace_pb2.ResourceSpans(resource=resource, scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]
+    )
+
+
+def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otelcol, tmp_path):
+    limit_mib = OVERLOAD_LIMIT_MIB
+    tempo, loki = TraceStore().start(), LogStore()
+    tempo.block()
+    collector = make_collector(otelcol, tmp_path, tempo, loki)
+    # The stack's percentages, applied to a small container instead of this machine's memory.
+    collector.config["processors"]["memory_limiter"] = {
+        "check_interval": "100ms",
+        "limit_mib": limit_mib,
+        "spike_limit_mib": limit_mib * MEMORY_SPIKE_PERCENTAGE // MEMORY_LIMIT_PERCENTAGE,
+    }
+    os.environ["GOMEMLIMIT"] = f"{limit_mib * MEMORY_LIMIT_PERCENTAGE // 100}MiB"
+    try:
+        collector.start()
+    finally:
+        del os.environ["GOMEMLIMIT"]
+    request = spans_request(512, 2048)  # ~1 MiB: the SDK's largest batch with big attributes
+    outcomes: collections.Counter[str] = collections.Counter()
+    loading = threading.Event()
+    loading.set()
+
+    def sender() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{collector.otlp_grpc}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            while loading.is_set():
+                try:
+                    stub.Export(request, timeout=10)
+                    outcomes["OK"] += 1
+                except grpc.RpcError as error:
+                    outcomes[error.code().name] += 1
+
+    senders = [threading.Thread(target=sender) for _ in range(4)]
+    peak_heap = peak_rss = 0
+    crashed = False
+    try:
+        for thread in senders:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            crashed |= not collector.alive()
+            if crashed:
+                break
+            peak_rss = max(peak_rss, anonymous_rss_bytes(collector.process.pid))
+            peak_heap = max(peak_heap, collector.scrape().get("otelcol_process_runtime_heap_alloc_bytes", 0))
+            time.sleep(0.2)
+        loading.clear()
+        for thread in senders:
+            thread.join()
+        accepted = collector.scrape()["otelcol_receiver_accepted_spans_total"]
+        refused = collector.scrape()["otelcol_receiver_refused_spans_total"]
+        report(
+            f"faults: overload for 20 s with Tempo blocked and a {limit_mib} MiB limit: requests {dict(outcomes)}; "
+            f"spans accepted {int(accepted)}, refused {int(refused)}; peak heap {peak_heap / 2**20:.0f} MiB, "
+            f"peak anonymous RSS {peak_rss / 2**20:.0f} MiB"
+        )
+        assert not crashed and collector.alive()
+        assert outcomes["OK"] > 0 and refused > 0
+        # OTLP: UNAVAILABLE tells the sender to retry later; nothing was refused for good.
+        assert set(outcomes) <= {"OK", "UNAVAILABLE"}, outcomes
+        assert peak_heap < limit_mib * 2**20
+        # The container such a limit is for (the limit is 80% of it) would not have been killed.
+        assert peak_rss < limit_mib * 2**20 * 100 // MEMORY_LIMIT_PERCENTAGE
+
+        # Load gone, store back: what was accepted drains, and new data is accepted again.
+        tempo.release()
+        delivered = poll(lambda: len(tempo.received()) >= accepted, 120)
+        assert delivered, f"{len(tempo.received())} of {int(accepted)} accepted spans delivered"
+        with grpc.insecure_channel(f"127.0.0.1:{collector.otlp_grpc}") as channel:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(10, 100), timeout=10)
+        assert poll(lambda: len(tempo.received()) >= accepted + 10, 30)
+        report(f"faults: after the overload all {int(accepted)} accepted spans were delivered and new data was accepted")
+    finally:
+        loading.clear()
+        collector.stop()
+        tempo.stop()
+        loki.stop()
