@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 from components import loki, prometheus, tempo
 from components.settings import Settings
-from components.spec import ConfigFile, Platform, Port, RunningService, ServiceSpec
+from components.spec import ConfigFile, Platform, Port, PublicRoute, RunningService, SecretValue, ServiceSpec
 from components.yamltext import to_yaml
 
 NAME = "collector"
@@ -17,6 +18,11 @@ OTLP_HTTP = Port("otlp-http", 4318)
 HEALTH = Port("health", 13133)
 METRICS = Port("metrics", 8888)
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
+# Environment variable the platform fills with the ingest token (otlpRequireToken).
+BEARER_TOKEN_ENV = "OTLP_BEARER_TOKEN"
+# OTLP/HTTP paths and the gRPC services' path prefix, as a shared HTTPS entry point routes them.
+OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
+OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
 
 # Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
 # path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
@@ -47,7 +53,7 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
     tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
     loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
     prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
-    return {
+    config = {
         "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH.container_port}"}},
         "receivers": {
             "otlp": {
@@ -143,6 +149,18 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
             },
         },
     }
+    if settings.otlp_require_token:
+        _require_bearer_token(config)
+    return config
+
+
+def _require_bearer_token(config: dict[str, Any]) -> None:
+    """Both OTLP protocols reject requests without `Authorization: Bearer <token>`; the token
+    itself comes from the environment, so the config holds no secret."""
+    config["extensions"]["bearertokenauth"] = {"token": f"${{env:{BEARER_TOKEN_ENV}}}"}
+    for protocol in config["receivers"]["otlp"]["protocols"].values():
+        protocol["auth"] = {"authenticator": "bearertokenauth"}
+    config["service"]["extensions"].append("bearertokenauth")
 
 
 class Collector(pulumi.ComponentResource):
@@ -157,18 +175,36 @@ class Collector(pulumi.ComponentResource):
         super().__init__("observability:components:Collector", NAME, None, opts)
         self.config_yaml = to_yaml(render_collector_config(settings, hosts))
         ports = settings.host_ports
+        self.bearer_token: pulumi.Output[str] | None = None
+        secrets: tuple[SecretValue, ...] = ()
+        if settings.otlp_require_token:
+            token = random.RandomPassword("otlp-bearer-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self))
+            self.bearer_token = pulumi.Output.secret(token.result)
+            secrets = (SecretValue(BEARER_TOKEN_ENV, self.bearer_token),)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
             command=(f"--config={CONFIG_PATH}",),
             ports=(
-                Port(OTLP_GRPC.name, OTLP_GRPC.container_port, host_port=ports.otlp_grpc),
-                Port(OTLP_HTTP.name, OTLP_HTTP.container_port, host_port=ports.otlp_http),
+                Port(
+                    OTLP_GRPC.name,
+                    OTLP_GRPC.container_port,
+                    host_port=ports.otlp_grpc,
+                    public=PublicRoute(paths=OTLP_GRPC_PATHS, grpc=True),
+                ),
+                Port(
+                    OTLP_HTTP.name,
+                    OTLP_HTTP.container_port,
+                    host_port=ports.otlp_http,
+                    public=PublicRoute(paths=OTLP_HTTP_PATHS, health_port=HEALTH.container_port),
+                ),
                 Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
                 METRICS,
             ),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            secrets=secrets,
+            stateless=True,
             # FROM scratch: no shell, nothing to run a health check with. Checked from outside
             # on the health port instead.
             health=None,

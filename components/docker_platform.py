@@ -33,6 +33,10 @@ class DockerPlatform(pulumi.ComponentResource):
         host = "localhost" if self._settings.host_address in ("127.0.0.1", "0.0.0.0") else self._settings.host_address
         return f"http://{host}:{port.host_port}"
 
+    def object_store(self, service: str, retention_hours: int, parent: pulumi.Resource) -> None:
+        """Local volumes hold every store's data on Docker."""
+        return None
+
     def run(
         self,
         spec: ServiceSpec,

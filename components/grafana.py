@@ -6,7 +6,7 @@ import pulumi
 import pulumi_random as random
 
 from components.settings import Settings
-from components.spec import DataVolume, HealthCheck, Platform, Port, SecretValue, ServiceSpec
+from components.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute, SecretValue, ServiceSpec
 
 NAME = "grafana"
 HTTP = Port("http", 3000)
@@ -50,7 +50,12 @@ class Grafana(pulumi.ComponentResource):
         # The provider marks `result` secret; wrapping it again keeps that true whatever reads it.
         self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         self.admin_user = settings.grafana_admin_user
-        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.grafana)
+        http = Port(
+            HTTP.name,
+            HTTP.container_port,
+            host_port=settings.host_ports.grafana,
+            public=PublicRoute(health_path="/api/health"),
+        )
         self.root_url = platform.external_url(http) + "/"
         spec = ServiceSpec(
             name=NAME,
@@ -60,7 +65,8 @@ class Grafana(pulumi.ComponentResource):
             env=grafana_env(settings, self.root_url),
             # The password applies only when Grafana creates its database (first start).
             secrets=(SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
-            volumes=(DataVolume("data", "/var/lib/grafana"),),
+            # SQLite, one writer (journal mode, not WAL): safe on a network file system.
+            volumes=(DataVolume("data", "/var/lib/grafana", owner="472:472", shared_filesystem=True),),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)

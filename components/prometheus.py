@@ -71,5 +71,6 @@ class Prometheus(pulumi.ComponentResource):
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),
         )
         self.service = platform.run(spec, parent=self)
-        self.url = self.service.external_urls[HTTP.name]
+        # Internal-only where the platform publishes no host ports (aws): reach it through Grafana.
+        self.url = self.service.external_urls.get(HTTP.name)
         self.register_outputs({"url": self.url})

@@ -254,7 +254,7 @@ def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], re
     vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
     public = reader.id_list("publicSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
     private = reader.id_list("privateSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
-    vpc_cidr = reader.network("vpcCidr", min_prefix=16, max_prefix=24)
+    vpc_cidr = reader.network("vpcCidr", min_prefix=16, max_prefix=22)
     zones = reader.integer("availabilityZones", minimum=2, maximum=6)
     nat = reader.integer("natGateways", minimum=1, maximum=6)
     if nat > zones:

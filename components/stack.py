@@ -49,11 +49,15 @@ def build_stack(settings: Settings, platform: Platform) -> dict[str, Any]:
         folders=load_folders(),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
-    return {
+    outputs: dict[str, Any] = {
         "grafanaUrl": ui.url,
         "grafanaAdminUser": ui.admin_user,
         "grafanaAdminPassword": ui.admin_password,
         "otlpGrpcEndpoint": ingest.otlp_grpc_endpoint,
         "otlpHttpEndpoint": ingest.otlp_http_endpoint,
-        "prometheusUrl": metrics.url,
     }
+    if metrics.url is not None:
+        outputs["prometheusUrl"] = metrics.url
+    if ingest.bearer_token is not None:
+        outputs["otlpBearerToken"] = ingest.bearer_token
+    return outputs

@@ -278,12 +278,6 @@ def test_exports(dev):
     assert dev.secret_outputs == {"grafanaAdminPassword"}
 
 
-def test_prod_stops_with_a_clear_error_until_the_aws_target_exists():
-    run = run_program("prod")
-    assert run.error is not None and "target: 'aws'" in str(run.error)
-    assert run.resources == []
-
-
 def test_dev_stack_does_not_import_pulumi_aws():
     script = textwrap.dedent(
         f"""

@@ -69,7 +69,7 @@ BAD_INPUTS = [
     ("vpcId", "my-vpc", "an existing VPC id"),
     ("publicSubnetIds", '"subnet-0123456789abcdef0"', "not a list of strings"),
     ("privateSubnetIds", '["sn-1"]', "subnet ids (subnet-...)"),
-    ("vpcCidr", "10.0.0.0/8", "allowed: /16 to /24"),
+    ("vpcCidr", "10.0.0.0/8", "allowed: /16 to /22"),
     ("vpcCidr", "10.40.0.1/16", "not an IPv4 network"),
     ("availabilityZones", "1", "allowed: 2 to 6"),
     ("natGateways", "3", "more than availabilityZones"),
