@@ -22,3 +22,6 @@ else:
 
 for name, value in build_stack(settings, platform).items():
     pulumi.export(name, value)
+if settings.target == "aws":
+    # Where domainName must point when the stack manages no DNS record.
+    pulumi.export("loadBalancerDnsName", platform.load_balancer.dns_name)

@@ -139,6 +139,23 @@ class AwsPlatform(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        # With a hosted zone the name resolves to the load balancer before anyone (the Grafana
+        # provider included) uses it; without one the user points DNS at loadBalancerDnsName.
+        self.dns_ready: pulumi.Output[str] = self.load_balancer.dns_name
+        if self._aws.hosted_zone_id:
+            record = aws.route53.Record(
+                "domain",
+                zone_id=self._aws.hosted_zone_id,
+                name=self._aws.domain_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id, evaluate_target_health=True
+                    )
+                ],
+                opts=child,
+            )
+            self.dns_ready = record.fqdn
         self.http_listener = aws.lb.Listener(
             "http",
             load_balancer_arn=self.load_balancer.arn,
@@ -511,7 +528,9 @@ class AwsPlatform(pulumi.ComponentResource):
         if maximum > minimum:
             self._autoscale(name, service, minimum, maximum, child)
         external_urls = {
-            p.name: service.id.apply(lambda _, url=self.external_url(p): url) for p in spec.ports if p.public is not None
+            p.name: pulumi.Output.all(service.id, self.dns_ready).apply(lambda _, url=self.external_url(p): url)
+            for p in spec.ports
+            if p.public is not None
         }
         return RunningService(
             name=name,
@@ -689,6 +708,8 @@ class AwsPlatform(pulumi.ComponentResource):
             "secrets": [{"name": env, "valueFrom": stored.arn} for env, stored in secrets],
             "mountPoints": mounts,
             "logConfiguration": logging(spec.name),
+            # The whole task's memory: the collector's memory_limiter reads this limit.
+            "memory": spec.memory_mb,
             # Time to flush (Loki's WAL, the collector's queues) before SIGKILL; 120 s is Fargate's most.
             "stopTimeout": 120,
         }

@@ -46,6 +46,7 @@ _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certifi
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
 
 
 class SettingsError(ValueError):
@@ -104,6 +105,8 @@ class AwsSettings:
     ingress_cidrs: tuple[str, ...]
     certificate_arn: str
     domain_name: str
+    # Route 53 zone that gets an alias record for domain_name; None: the user points DNS.
+    hosted_zone_id: Optional[str]
     cpu: Mapping[str, int]
     collector_min_tasks: int
     collector_max_tasks: int
@@ -264,6 +267,7 @@ def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], re
     if certificate and region and certificate.split(":")[3] != region:
         reader.problem("certificateArn", f"is in {certificate.split(':')[3]}, the stack in {region}; the load balancer needs a certificate in its own region")
     domain = reader.optional_pattern("domainName", _DOMAIN, "a lowercase DNS name such as observability.example.com")
+    zone = reader.optional_pattern("hostedZoneId", _HOSTED_ZONE_ID, "a Route 53 hosted zone id (Z...), or empty to manage DNS yourself")
     cpu = {name: reader.integer(f"{name}Cpu", minimum=256, maximum=16384) for name in SERVICES}
     minimum = reader.integer("collectorMinTasks", minimum=1, maximum=100)
     maximum = reader.integer("collectorMaxTasks", minimum=1, maximum=100)
@@ -285,6 +289,7 @@ def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], re
             ingress_cidrs=cidrs,
             certificate_arn=certificate,
             domain_name=domain,
+            hosted_zone_id=zone or None,
             cpu=cpu,
             collector_min_tasks=minimum,
             collector_max_tasks=maximum,

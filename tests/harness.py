@@ -106,6 +106,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         outputs.setdefault("arn", f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.typ.split(':')[-1].lower()}/{args.name}")
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             outputs["dnsName"] = f"{args.name}-123456789.{MOCK_REGION}.elb.amazonaws.com"
+            outputs["zoneId"] = "Z32O12XQLNTSW2"
+        if args.typ == "aws:route53/record:Record":
+            outputs["fqdn"] = args.inputs["name"]
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -118,6 +118,8 @@ def test_one_fargate_service_per_component_with_rollback_and_steady_state(prod, 
         task = tasks[f"{service}-task"].inputs
         assert task["requiresCompatibilities"] == ["FARGATE"]
         assert (int(task["cpu"]), int(task["memory"])) == (settings.aws.cpu[service], settings.memory_mb(service))
+        # The program's own limit is the task's (the collector's memory_limiter reads it).
+        assert containers(prod)[service][service]["memory"] == settings.memory_mb(service)
 
 
 def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu(prod, settings):
@@ -448,8 +450,19 @@ def test_exports(prod):
         "otlpGrpcEndpoint": f"https://{DOMAIN}:443",
         "otlpHttpEndpoint": f"https://{DOMAIN}",
         "otlpBearerToken": MOCK_TOKEN,
+        "loadBalancerDnsName": f"alb-123456789.{MOCK_REGION}.elb.amazonaws.com",
     }
     assert prod.secret_outputs == {"grafanaAdminPassword", "otlpBearerToken"}
+    assert prod.of_type("aws:route53/record:Record") == []
+
+
+def test_a_hosted_zone_gets_the_alias_record():
+    run = run_program("prod", {"hostedZoneId": "Z0123456789ABCDEFGHIJ"})
+    assert run.error is None, run.error
+    (record,) = run.of_type("aws:route53/record:Record")
+    assert (record.inputs["zoneId"], record.inputs["name"], record.inputs["type"]) == ("Z0123456789ABCDEFGHIJ", DOMAIN, "A")
+    (alias,) = record.inputs["aliases"]
+    assert (alias["name"], alias["zoneId"]) == (f"alb-123456789.{MOCK_REGION}.elb.amazonaws.com", "Z32O12XQLNTSW2")
 
 
 STATEFUL = (

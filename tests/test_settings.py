@@ -81,6 +81,7 @@ BAD_INPUTS = [
     ("logRetentionDays", "10", "not a CloudWatch Logs retention"),
     ("retainData", "maybe", "allowed: true, false"),
     ("cpuArchitecture", "arm64", "allowed: X86_64, ARM64"),
+    ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
     ("configWriterImage", "busybox", "no tag"),
 ]
 
