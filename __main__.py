@@ -2,12 +2,15 @@
 
 import pulumi
 
+from components.alerts import AlertRulesError, load_rule_groups
+from components.grafana_content import DATASOURCE_UIDS
 from components.settings import SettingsError, load_from_pulumi
 from components.stack import build_stack
 
 try:
     settings = load_from_pulumi()
-except SettingsError as error:
+    alert_groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
+except (SettingsError, AlertRulesError) as error:
     raise pulumi.RunError(str(error)) from None
 
 if settings.target == "docker":
@@ -20,7 +23,7 @@ else:
 
     platform = AwsPlatform(settings)
 
-for name, value in build_stack(settings, platform).items():
+for name, value in build_stack(settings, platform, alert_groups).items():
     pulumi.export(name, value)
 if settings.target == "aws":
     # Where domainName must point when the stack manages no DNS record.

@@ -563,9 +563,9 @@ class AwsPlatform(pulumi.ComponentResource):
     def _volumes(
         self, spec: ServiceSpec, security_group: aws.ec2.SecurityGroup, task_role: aws.iam.Role, parent: pulumi.Resource
     ) -> tuple[list, list[dict[str, Any]], list[pulumi.Resource]]:
-        """Config directories (task-scoped, written by the init container) and shared volumes (EFS).
-        Other data volumes stay in the container's writable layer, on the task's ephemeral storage:
-        local disk, as a TSDB needs, gone with the task."""
+        """Config directories and owned data volumes live on the task's ephemeral storage (the init
+        container writes or hands them over); shared volumes on EFS. Other data volumes stay in the
+        container's writable layer, also task storage: local disk, as a TSDB needs, gone with the task."""
         volumes: list[aws.ecs.TaskDefinitionVolumeArgs] = []
         mounts: list[dict[str, Any]] = []
         for directory in sorted({str(PurePosixPath(f.path).parent) for f in spec.files}):
@@ -574,24 +574,27 @@ class AwsPlatform(pulumi.ComponentResource):
             mounts.append({"sourceVolume": volume, "containerPath": directory, "readOnly": True})
         file_systems: list[pulumi.Resource] = []
         for data in spec.volumes:
-            if not data.shared_filesystem:
-                continue
-            file_system, access_point, mount_targets = self._file_system(spec.name, data, security_group, task_role, parent)
             volume = f"{spec.name}-{data.name}"
-            volumes.append(
-                aws.ecs.TaskDefinitionVolumeArgs(
-                    name=volume,
-                    efs_volume_configuration=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationArgs(
-                        file_system_id=file_system.id,
-                        transit_encryption="ENABLED",
-                        authorization_config=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfigArgs(
-                            access_point_id=access_point.id, iam="ENABLED"
+            if data.shared_filesystem:
+                file_system, access_point, mount_targets = self._file_system(spec.name, data, security_group, task_role, parent)
+                volumes.append(
+                    aws.ecs.TaskDefinitionVolumeArgs(
+                        name=volume,
+                        efs_volume_configuration=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationArgs(
+                            file_system_id=file_system.id,
+                            transit_encryption="ENABLED",
+                            authorization_config=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfigArgs(
+                                access_point_id=access_point.id, iam="ENABLED"
+                            ),
                         ),
-                    ),
+                    )
                 )
-            )
+                file_systems.extend(mount_targets)
+            elif data.owner:
+                volumes.append(aws.ecs.TaskDefinitionVolumeArgs(name=volume))
+            else:
+                continue
             mounts.append({"sourceVolume": volume, "containerPath": data.path, "readOnly": False})
-            file_systems.extend(mount_targets)
         return volumes, mounts, file_systems
 
     def _file_system(
@@ -712,6 +715,9 @@ class AwsPlatform(pulumi.ComponentResource):
             "memory": spec.memory_mb,
             # Time to flush (Loki's WAL, the collector's queues) before SIGKILL; 120 s is Fargate's most.
             "stopTimeout": 120,
+            # A crashed program restarts in place, keeping what it wrote to task storage (the
+            # collector's queue); a new task would start empty.
+            "restartPolicy": {"enabled": True},
         }
         if spec.command:
             main["command"] = list(spec.command)
@@ -724,20 +730,26 @@ class AwsPlatform(pulumi.ComponentResource):
                 "retries": h.retries,
                 "startPeriod": h.start_period_seconds,
             }
-        if not spec.files:
+        # A task volume starts empty and root's. Images without a shell (FROM scratch, distroless)
+        # cannot prepare their own: a pinned busybox writes every config file into the volume the
+        # program mounts read-only, and hands owned data volumes to the program's user.
+        steps = [f'printf "%s" "$CONFIG_FILE_{index}" > {shlex.quote(f.path)}' for index, f in enumerate(spec.files)]
+        owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem]
+        steps += [f"chown -R {shlex.quote(v.owner or '')} {shlex.quote(v.path)}" for v in owned]
+        if not steps:
             return [main]
-        # Images without a shell (FROM scratch, distroless) cannot write their own config: a
-        # pinned busybox writes every file into the task volume the program mounts read-only.
-        script = "set -e; " + "; ".join(
-            f'printf "%s" "$CONFIG_FILE_{index}" > {shlex.quote(f.path)}' for index, f in enumerate(spec.files)
-        )
+        owned_paths = {v.path for v in owned}
         writer = {
             "name": CONFIG_CONTAINER,
-            "image": self._aws.config_writer_image,
+            "image": self._settings.utility_image,
             "essential": False,
-            "command": ["sh", "-c", script],
+            "command": ["sh", "-c", "set -e; " + "; ".join(steps)],
             "environment": [{"name": f"CONFIG_FILE_{index}", "value": f.content} for index, f in enumerate(spec.files)],
-            "mountPoints": [{**m, "readOnly": False} for m in mounts if m["sourceVolume"].startswith("config-")],
+            "mountPoints": [
+                {**m, "readOnly": False}
+                for m in mounts
+                if m["sourceVolume"].startswith("config-") or m["containerPath"] in owned_paths
+            ],
             "logConfiguration": logging(CONFIG_CONTAINER),
         }
         main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}]

@@ -9,7 +9,7 @@ import pulumi_random as random
 
 from components import loki, prometheus, tempo
 from components.settings import Settings
-from components.spec import ConfigFile, Platform, Port, PublicRoute, RunningService, SecretValue, ServiceSpec
+from components.spec import ConfigFile, DataVolume, Platform, Port, PublicRoute, RunningService, SecretValue, ServiceSpec
 from components.yamltext import to_yaml
 
 NAME = "collector"
@@ -23,6 +23,11 @@ BEARER_TOKEN_ENV = "OTLP_BEARER_TOKEN"
 # OTLP/HTTP paths and the gRPC services' path prefix, as a shared HTTPS entry point routes them.
 OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
+# The exporters' sending queues live here, so telemetry waiting for a store that is down survives
+# a collector restart. The image runs as 10001 and has no directory of its own for it.
+QUEUE_DIR = "/var/lib/otelcol/file_storage"
+QUEUE_OWNER = "10001:10001"
+QUEUE_STORAGE = "file_storage/queue"
 
 # Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
 # path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
@@ -48,13 +53,34 @@ def _health_span_conditions() -> list[str]:
     return [*by_attribute, by_name]
 
 
+def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
+    """An exporter whose batches wait on disk and are retried until the store takes them."""
+    return {
+        **exporter,
+        # Queue size counts batches; 5000 of the batch processor's ~8k-item batches is hours of a
+        # small team's telemetry, bounded by the volume rather than by memory.
+        "sending_queue": {"enabled": True, "storage": QUEUE_STORAGE, "queue_size": 5000},
+        # No time limit: a store that is down for an hour must not cost the hour's data. Permanent
+        # errors (a rejected payload) are never retried; a full queue refuses new data instead.
+        "retry_on_failure": {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": "0s"},
+    }
+
+
 def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
     """The collector config for one stack. hosts maps service name -> address on the service network."""
     tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
     loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
     prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
     config = {
-        "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH.container_port}"}},
+        "extensions": {
+            "health_check": {"endpoint": f"0.0.0.0:{HEALTH.container_port}"},
+            QUEUE_STORAGE: {
+                "directory": QUEUE_DIR,
+                "create_directory": True,
+                # Reclaims the space of delivered batches, at start and once a backlog has drained.
+                "compaction": {"on_start": True, "on_rebound": True, "directory": QUEUE_DIR},
+            },
+        },
         "receivers": {
             "otlp": {
                 "protocols": {
@@ -89,17 +115,21 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
             "batch": {},
         },
         "exporters": {
-            "otlp_grpc/tempo": {"endpoint": tempo_endpoint, "tls": {"insecure": True}},
+            "otlp_grpc/tempo": _reliable({"endpoint": tempo_endpoint, "tls": {"insecure": True}}),
             # Loki 3 ingests OTLP natively; the old loki exporter is gone.
-            "otlp_http/loki": {"endpoint": loki_endpoint},
+            "otlp_http/loki": _reliable({"endpoint": loki_endpoint}),
             # Remote write also serves Amazon Managed Prometheus (with sigv4auth).
             "prometheus_remote_write": {
-                "endpoint": prometheus_endpoint,
+                # Client settings moved under `http` in v0.158 (the flat form is deprecated).
+                "http": {"endpoint": prometheus_endpoint},
                 "resource_to_telemetry_conversion": {"enabled": True},
+                # This exporter has its own queue settings (no persistent storage): metrics are
+                # re-sent every export interval anyway, unlike spans and logs.
+                "retry_on_failure": {"enabled": True, "max_elapsed_time": "10m"},
             },
         },
         "service": {
-            "extensions": ["health_check"],
+            "extensions": ["health_check", QUEUE_STORAGE],
             "telemetry": {
                 "logs": {"level": "info"},
                 "metrics": {
@@ -205,6 +235,7 @@ class Collector(pulumi.ComponentResource):
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             secrets=secrets,
             stateless=True,
+            volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
             # FROM scratch: no shell, nothing to run a health check with. Checked from outside
             # on the health port instead.
             health=None,

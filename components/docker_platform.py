@@ -37,6 +37,31 @@ class DockerPlatform(pulumi.ComponentResource):
         """Local volumes hold every store's data on Docker."""
         return None
 
+    def _hand_over(self, spec: ServiceSpec, volumes: list[docker.Volume], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+        """One-shot root containers that give each owned volume to the user the service runs as."""
+        setups: list[pulumi.Resource] = []
+        for volume, v in zip(volumes, spec.volumes):
+            if v.owner is None:
+                continue
+            image = docker.RemoteImage(f"{spec.name}-{v.name}-setup-image", name=self._settings.utility_image, keep_locally=True, opts=opts)
+            setups.append(
+                docker.Container(
+                    f"{spec.name}-{v.name}-setup",
+                    name=f"{self._prefix}-{spec.name}-{v.name}-setup",
+                    image=image.image_id,
+                    user="0",
+                    command=["chown", "-R", v.owner, "/volume"],
+                    volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/volume")],
+                    # Runs to completion during `up` (a non-zero exit fails it); never restarted.
+                    attach=True,
+                    must_run=False,
+                    restart="no",
+                    network_mode="none",
+                    opts=opts,
+                )
+            )
+        return setups
+
     def run(
         self,
         spec: ServiceSpec,
@@ -49,6 +74,7 @@ class DockerPlatform(pulumi.ComponentResource):
             docker.Volume(f"{spec.name}-{v.name}", name=f"{self._prefix}-{spec.name}-{v.name}", opts=child)
             for v in spec.volumes
         ]
+        ready_volumes = self._hand_over(spec, volumes, child)
         uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files]
         envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
         for secret in spec.secrets:
@@ -95,7 +121,7 @@ class DockerPlatform(pulumi.ComponentResource):
             log_opts={"max-size": "10m", "max-file": "3"},
             opts=pulumi.ResourceOptions(
                 parent=parent,
-                depends_on=[r for d in depends_on for r in d.resources],
+                depends_on=[r for d in depends_on for r in d.resources] + ready_volumes,
                 # The container name is fixed, so the old one must go before its replacement starts.
                 delete_before_replace=True,
             ),

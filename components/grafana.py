@@ -10,6 +10,8 @@ from components.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute
 
 NAME = "grafana"
 HTTP = Port("http", 3000)
+# The image runs as grafana (472) in group root (0) and owns /var/lib/grafana that way.
+UID, GID = 472, 0
 
 
 def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
@@ -27,6 +29,21 @@ def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
         "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
         "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
+        **smtp_env(settings),
+    }
+
+
+def smtp_env(settings: Settings) -> dict[str, str]:
+    """The mail server for e-mail alert notifications (its password is handed over as a secret)."""
+    smtp = settings.smtp
+    if smtp is None:
+        return {}
+    return {
+        "GF_SMTP_ENABLED": "true",
+        "GF_SMTP_HOST": smtp.host,
+        "GF_SMTP_FROM_ADDRESS": smtp.from_address,
+        "GF_SMTP_FROM_NAME": "Grafana alerts",
+        **({"GF_SMTP_USER": smtp.user} if smtp.user else {}),
     }
 
 
@@ -64,9 +81,17 @@ class Grafana(pulumi.ComponentResource):
             ports=(http,),
             env=grafana_env(settings, self.root_url),
             # The password applies only when Grafana creates its database (first start).
-            secrets=(SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
-            # SQLite, one writer (journal mode, not WAL): safe on a network file system.
-            volumes=(DataVolume("data", "/var/lib/grafana", owner="472:472", shared_filesystem=True),),
+            secrets=(
+                SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),
+                *(
+                    (SecretValue("GF_SMTP_PASSWORD", settings.smtp.password.output(), file_env="GF_SMTP_PASSWORD__FILE"),)
+                    if settings.smtp and settings.smtp.password
+                    else ()
+                ),
+            ),
+            # SQLite, one writer (journal mode, not WAL): safe on a network file system. The owner is
+            # the image's own (grafana:root), so a platform creating the volume hands it over.
+            volumes=(DataVolume("data", "/var/lib/grafana", owner=f"{UID}:{GID}", shared_filesystem=True),),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Optional
 
 TARGETS = ("docker", "aws")
@@ -47,6 +47,11 @@ _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
+_EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
+# PagerDuty Events API v2 integration keys are 32 characters.
+_PAGERDUTY_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+_SMTP_HOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
 
 class SettingsError(ValueError):
@@ -113,7 +118,49 @@ class AwsSettings:
     log_retention_days: int
     retain_data: bool
     cpu_architecture: str
-    config_writer_image: str
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A config value that must stay secret: never printed, handed to resources as a secret Output."""
+
+    value: str = field(repr=False)
+
+    def output(self):
+        import pulumi
+
+        return pulumi.Output.secret(self.value)
+
+
+@dataclass(frozen=True)
+class AlertContacts:
+    """Where alert notifications go; each channel is optional."""
+
+    email_addresses: tuple[str, ...] = ()
+    slack_webhook_url: Optional[Secret] = None
+    pagerduty_integration_key: Optional[Secret] = None
+
+    @property
+    def channels(self) -> set[str]:
+        return {
+            name
+            for name, configured in (
+                ("email", bool(self.email_addresses)),
+                ("slack", self.slack_webhook_url is not None),
+                ("pagerduty", self.pagerduty_integration_key is not None),
+            )
+            if configured
+        }
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server Grafana sends e-mail notifications through."""
+
+    host: str
+    user: str
+    password: Optional[Secret]
+    from_address: str
 
 
 @dataclass(frozen=True)
@@ -125,6 +172,7 @@ class Settings:
     service_namespace: str
     host_address: str
     services: Mapping[str, ServiceSettings]
+    utility_image: str
     prometheus_retention: Retention
     tempo_retention: Retention
     loki_retention: Retention
@@ -133,8 +181,10 @@ class Settings:
     grafana_admin_user: str
     grafana_anonymous_role: Optional[str]
     host_ports: HostPorts
+    alert_contacts: AlertContacts = AlertContacts()
+    smtp: Optional[SmtpSettings] = None
     # The collector's OTLP receivers demand a bearer token (always on the aws target: public ingest).
-    otlp_require_token: bool
+    otlp_require_token: bool = False
     aws: Optional[AwsSettings] = None
 
     def image(self, service: str) -> str:
@@ -149,12 +199,23 @@ class Settings:
         return f"{self.project}-{self.stack}"
 
 
+# Keys whose values are credentials: they must be set with `pulumi config set --secret`.
+SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword")
+
+
 def load_settings(
-    get: Callable[[str], Optional[str]], project: str, stack: str, aws_region: Optional[str] = None
+    get: Callable[[str], Optional[str]],
+    project: str,
+    stack: str,
+    secret_keys: Collection[str] = (),
+    aws_region: Optional[str] = None,
 ) -> Settings:
     """Build Settings from a getter of raw config strings (pulumi.Config.get or a dict's get).
-    aws_region is the AWS provider's own `aws:region` setting."""
-    reader = _Reader(get)
+
+    secret_keys: the keys the stack stores encrypted; a credential stored in plain text is refused.
+    aws_region: the AWS provider's own `aws:region` setting.
+    """
+    reader = _Reader(get, secret_keys)
     target = reader.choice("target", TARGETS)
     environment = reader.pattern("environment", _NAME, "lowercase letters, digits and dashes, at most 32 characters")
     namespace = reader.pattern("serviceNamespace", _NAMESPACE, "letters, digits, '.', '_' and '-', at most 63 characters")
@@ -166,6 +227,7 @@ def load_settings(
         )
         for name in SERVICES
     }
+    utility_image = reader.image("utilityImage")
     retention = {
         store: reader.retention(f"{store}Retention", minimum_hours=24 if store == "loki" else 1, whole_days=store == "loki")
         for store in ("prometheus", "tempo", "loki")
@@ -193,6 +255,18 @@ def load_settings(
         if not require_token:
             reader.problem("otlpRequireToken", "is false; the aws target takes OTLP from the internet, so it must be true")
         aws_settings.check_required()
+    contacts = AlertContacts(
+        email_addresses=reader.emails("alertEmailAddresses"),
+        slack_webhook_url=reader.secret(
+            "alertSlackWebhookUrl", _HTTPS_URL, "an https:// webhook URL such as https://hooks.slack.com/services/..."
+        ),
+        pagerduty_integration_key=reader.secret(
+            "alertPagerDutyIntegrationKey", _PAGERDUTY_KEY, "the 32-character integration key of a PagerDuty Events API v2 integration"
+        ),
+    )
+    smtp = _read_smtp(reader)
+    if contacts.email_addresses and smtp is None:
+        reader.problem("alertEmailAddresses", "e-mail needs a mail server: set smtpHost and smtpFromAddress too")
     reader.raise_if_invalid()
     return Settings(
         project=project,
@@ -202,6 +276,7 @@ def load_settings(
         service_namespace=namespace,
         host_address=host_address,
         services=services,
+        utility_image=utility_image,
         prometheus_retention=retention["prometheus"],
         tempo_retention=retention["tempo"],
         loki_retention=retention["loki"],
@@ -210,6 +285,8 @@ def load_settings(
         grafana_admin_user=admin_user,
         grafana_anonymous_role=None if role == "none" else role,
         host_ports=ports,
+        alert_contacts=contacts,
+        smtp=smtp,
         otlp_require_token=require_token,
         aws=aws_settings.value if target == "aws" else None,
     )
@@ -296,17 +373,38 @@ def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], re
             log_retention_days=retention,
             retain_data=reader.boolean("retainData"),
             cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
-            config_writer_image=reader.image("configWriterImage"),
         ),
         services,
     )
 
 
+def _read_smtp(reader: _Reader) -> Optional[SmtpSettings]:
+    host = reader.optional("smtpHost")
+    user = reader.optional("smtpUser")
+    password = reader.secret("smtpPassword", re.compile(r"^.+$"), "the SMTP user's password")
+    from_address = reader.optional("smtpFromAddress")
+    if host and not _SMTP_HOST.match(host):
+        reader.problem("smtpHost", f"{host!r} is not a mail server address; allowed: host:port, e.g. smtp.example.com:587")
+    if from_address and not _EMAIL.match(from_address):
+        reader.problem("smtpFromAddress", f"{from_address!r} is not an e-mail address")
+    if not host:
+        for key, value in (("smtpUser", user), ("smtpPassword", password), ("smtpFromAddress", from_address)):
+            if value:
+                reader.problem(key, "is set but smtpHost is not; set smtpHost (host:port) or remove it")
+        return None
+    if not from_address:
+        reader.problem("smtpFromAddress", "is missing; Grafana needs a sender address when smtpHost is set")
+    if password and not user:
+        reader.problem("smtpUser", "is missing; a password is only used with a user")
+    return SmtpSettings(host=host, user=user, password=password, from_address=from_address)
+
+
 class _Reader:
     """Parses one key at a time; records a problem instead of raising so all are reported."""
 
-    def __init__(self, get: Callable[[str], Optional[str]]):
+    def __init__(self, get: Callable[[str], Optional[str]], secret_keys: Collection[str] = ()):
         self._get = get
+        self._secret_keys = set(secret_keys)
         self._problems: list[str] = []
 
     def problem(self, key: str, message: str) -> None:
@@ -322,6 +420,37 @@ class _Reader:
             self.problem(key, "is missing; set it in the stack file or restore its default in Pulumi.yaml")
             return None
         return value
+
+    def optional(self, key: str) -> str:
+        """A key whose default is empty: "" means not set."""
+        return self._get(key) or ""
+
+    def secret(self, key: str, regex: re.Pattern[str], allowed: str) -> Optional[Secret]:
+        """An optional credential. Messages never repeat its value."""
+        value = self.optional(key)
+        if not value:
+            return None
+        if key not in self._secret_keys:
+            self.problem(key, f"is stored in plain text; set it with `pulumi config set --secret {key} <value>`")
+        if not regex.match(value):
+            self.problem(key, f"is not valid (value not shown); allowed: {allowed}")
+        return Secret(value)
+
+    def emails(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            return ()
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+            self.problem(key, f"{value!r} is not a list of strings; allowed: a YAML list of e-mail addresses, or []")
+            return ()
+        for address in parsed:
+            if not _EMAIL.match(address):
+                self.problem(key, f"{address!r} is not an e-mail address; allowed: name@example.com")
+        return tuple(parsed)
 
     def choice(self, key: str, allowed: tuple[str, ...], refused: Optional[dict[str, str]] = None) -> str:
         value = self.raw(key)
@@ -493,5 +622,10 @@ def load_from_pulumi() -> Settings:
     """Read the current stack's config once (only called by __main__.py)."""
     import pulumi
 
+    from pulumi.runtime.config import is_config_secret
+
     config = pulumi.Config()
-    return load_settings(config.get, pulumi.get_project(), pulumi.get_stack(), aws_region=pulumi.Config("aws").get("region"))
+    secret_keys = [key for key in SECRET_KEYS if is_config_secret(config.full_key(key))]
+    return load_settings(
+        config.get, pulumi.get_project(), pulumi.get_stack(), secret_keys, aws_region=pulumi.Config("aws").get("region")
+    )

@@ -62,7 +62,8 @@ class SecretValue:
 class DataVolume:
     name: str
     path: str
-    # "uid:gid" the program writes as; a platform that creates the volume makes it theirs.
+    # "uid:gid" that must be able to write it, for images that bring no directory of their own
+    # (a fresh volume is root's); platforms hand it over before the service starts.
     owner: Optional[str] = None
     # The program is safe on a network file system (one writer, no mmap-heavy database), so a
     # platform whose instances move between hosts may keep the volume there to outlive them.

@@ -7,6 +7,8 @@ from typing import Any
 import pulumi
 
 from components import collector, grafana, loki, prometheus, tempo
+from components.alerting import Alerting
+from components.alerts import RuleGroup
 from components.collector import Collector
 from components.dashboards import load_folders
 from components.grafana import Grafana
@@ -29,8 +31,8 @@ def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
     }
 
 
-def build_stack(settings: Settings, platform: Platform) -> dict[str, Any]:
-    """Create every service and Grafana's content; return the stack outputs."""
+def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
+    """Create every service, Grafana's content and alerting; return the stack outputs."""
     hosts = {name: platform.internal_host(name) for name in SERVICES}
     metrics = Prometheus(settings, platform, scrape_targets(hosts))
     traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,))
@@ -38,7 +40,7 @@ def build_stack(settings: Settings, platform: Platform) -> dict[str, Any]:
     stores = (metrics.service, traces.service, logs.service)
     ingest = Collector(settings, platform, hosts, depends_on=stores)
     ui = Grafana(settings, platform, depends_on=stores)
-    GrafanaContent(
+    content = GrafanaContent(
         url=ui.url,
         auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password),
         datasources=datasource_definitions(
@@ -49,12 +51,21 @@ def build_stack(settings: Settings, platform: Platform) -> dict[str, Any]:
         folders=load_folders(),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
+    alerting = Alerting(
+        provider=content.provider,
+        groups=alert_groups,
+        contacts=settings.alert_contacts,
+        depends_on=list(content.datasources.values()),
+    )
     outputs: dict[str, Any] = {
         "grafanaUrl": ui.url,
         "grafanaAdminUser": ui.admin_user,
         "grafanaAdminPassword": ui.admin_password,
         "otlpGrpcEndpoint": ingest.otlp_grpc_endpoint,
         "otlpHttpEndpoint": ingest.otlp_http_endpoint,
+        # Which channels each severity reaches ({} when none is configured), and that in words.
+        "alertRouting": {severity: list(channels) for severity, channels in alerting.routes.items()},
+        "alertNotifications": alerting.summary,
     }
     if metrics.url is not None:
         outputs["prometheusUrl"] = metrics.url

@@ -10,7 +10,8 @@ How the list is derived:
    monotonic counters, `_ratio` for unit-1 gauges, `_bucket/_sum/_count` for histograms).
 3. Series nobody instruments but a component generates are listed as they are documented
    upstream: Tempo's metrics generator (span metrics, service graphs), the collector's own
-   telemetry, and Prometheus's `up` for every scrape job.
+   telemetry, the self-metrics of Prometheus, Loki and Tempo that the alert rules read, and
+   Prometheus's `up` for every scrape job.
 """
 
 from __future__ import annotations
@@ -190,6 +191,27 @@ COLLECTOR_INTERNAL_LABELS = {
     "service_name", "service_instance_id", "service_version",
 }
 
+# Self-metrics of the stores that the alert rules use, as each exposes them on its own /metrics
+# (scraped by Prometheus; names as registered in the upstream source at the pinned releases).
+STORE_SELF_METRICS = {
+    # prometheus/prometheus web/web.go: instrumented handlers, labels handler and code.
+    *_histogram("prometheus_http_request_duration_seconds"),
+    "prometheus_http_requests_total",
+    # prometheus/prometheus tsdb/head.go (newHeadMetrics), label type (float or histogram).
+    "prometheus_tsdb_head_samples_appended_total",
+    "prometheus_tsdb_out_of_order_samples_total",
+    "prometheus_tsdb_out_of_bound_samples_total",
+    "prometheus_tsdb_too_old_samples_total",
+    # grafana/loki pkg/validation (DiscardedSamples, DiscardedBytes), labels reason and tenant;
+    # the request histogram from dskit's instrumented server, labels method, route, status_code.
+    "loki_discarded_samples_total",
+    "loki_discarded_bytes_total",
+    *_histogram("loki_request_duration_seconds"),
+    # grafana/tempo modules/overrides (metricDiscardedSpans), labels reason and tenant.
+    "tempo_discarded_spans_total",
+}
+STORE_SELF_LABELS = {"handler", "code", "type", "reason", "tenant", "method", "route", "status_code"}
+
 SCRAPE_JOBS = ("otel-collector", "prometheus", "tempo", "loki", "grafana")
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
@@ -198,11 +220,13 @@ def produced_metric_names() -> set[str]:
     names: set[str] = set()
     for instrument in APP_INSTRUMENTS:
         names |= prometheus_names(instrument)
-    return names | TEMPO_GENERATED | COLLECTOR_INTERNAL | SCRAPE_SERIES
+    return names | TEMPO_GENERATED | COLLECTOR_INTERNAL | STORE_SELF_METRICS | SCRAPE_SERIES
 
 
 def produced_label_names() -> set[str]:
     labels: set[str] = set()
     for instrument in APP_INSTRUMENTS:
         labels |= prometheus_labels(instrument)
-    return labels | TEMPO_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | {"job", "instance", "__name__"}
+    return (
+        labels | TEMPO_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | STORE_SELF_LABELS | {"job", "instance", "__name__"}
+    )

@@ -118,8 +118,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
 
-def run_program(stack: str, overrides: Optional[dict[str, Optional[str]]] = None) -> ProgramRun:
-    """Run __main__.py for a stack file; overrides set (or, with None, remove) config keys."""
+def run_program(
+    stack: str, overrides: Optional[dict[str, Optional[str]]] = None, secret_keys: tuple[str, ...] = ()
+) -> ProgramRun:
+    """Run __main__.py for a stack file; overrides set (or, with None, remove) config keys.
+
+    secret_keys: keys the stack stores encrypted, as `pulumi config set --secret` would mark them.
+    """
     config = load_stack_config(stack)
     for key, value in (overrides or {}).items():
         qualified = f"{PROJECT}:{key}"
@@ -128,7 +133,7 @@ def run_program(stack: str, overrides: Optional[dict[str, Optional[str]]] = None
         else:
             config[qualified] = value
     run = ProgramRun()
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, secret_keys=[f"{PROJECT}:{key}" for key in secret_keys])
     ROOT.set(None)
     pulumi.runtime.set_mocks(RecordingMocks(run), project=PROJECT, stack=stack, preview=False)
     _record_options(run)

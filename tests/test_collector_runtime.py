@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from components.collector import render_collector_config
+from components.collector import QUEUE_STORAGE, render_collector_config
 from components.dashboards import load_folders, metric_names, promql_queries
 from components.grafana_content import PROMETHEUS_UID
 from components.telemetry import COLLECTOR_INTERNAL
@@ -62,13 +62,15 @@ def running(otelcol, tmp_path_factory) -> Iterator[tuple[int, int]]:  # noqa: F8
     protocols["grpc"]["endpoint"] = f"127.0.0.1:{otlp}"
     protocols["http"]["endpoint"] = f"127.0.0.1:{free_port()}"
     config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{health}"
+    queue = tmp_path_factory.mktemp("queue")
+    config["extensions"][QUEUE_STORAGE].update(directory=str(queue), compaction={"directory": str(queue), "on_start": True})
     reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
     reader.update(host="127.0.0.1", port=metrics)
     # Backends on ports nobody listens on: exports fail and retry, as with a store that is down.
     dead = free_port()
     config["exporters"]["otlp_grpc/tempo"]["endpoint"] = f"127.0.0.1:{dead}"
     config["exporters"]["otlp_http/loki"]["endpoint"] = f"http://127.0.0.1:{dead}/otlp"
-    config["exporters"]["prometheus_remote_write"]["endpoint"] = f"http://127.0.0.1:{dead}/api/v1/write"
+    config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = f"http://127.0.0.1:{dead}/api/v1/write"
     path = tmp_path_factory.mktemp("collector") / "config.yaml"
     path.write_text(to_yaml(config))
     process = subprocess.Popen([otelcol, f"--config={path}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -42,7 +42,13 @@ def settings():
 
 
 def containers(run) -> dict:
-    return {c.name: c for c in run.of_type(CONTAINER)}
+    """The long-running service containers."""
+    return {c.name: c for c in run.of_type(CONTAINER) if not c.name.endswith("-setup")}
+
+
+def setups(run) -> dict:
+    """One-shot containers that prepare a volume."""
+    return {c.name: c for c in run.of_type(CONTAINER) if c.name.endswith("-setup")}
 
 
 def uploads(container) -> dict[str, str]:
@@ -56,7 +62,11 @@ def test_one_container_per_service(dev):
 def test_images_are_the_pinned_versions(dev):
     declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
     images = {i.name: i.inputs["name"] for i in dev.of_type(IMAGE)}
-    assert images == {f"{s}-image": declared[f"{s}Image"]["default"] for s in SERVICES}
+    assert images == {
+        **{f"{s}-image": declared[f"{s}Image"]["default"] for s in SERVICES},
+        "collector-queue-setup-image": declared["utilityImage"]["default"],
+        "grafana-data-setup-image": declared["utilityImage"]["default"],
+    }
     assert not any(ref.endswith(":latest") for ref in images.values())
     ids = {i.name.removesuffix("-image"): i for i in dev.of_type(IMAGE)}
     for name, container in containers(dev).items():
@@ -75,11 +85,30 @@ def test_services_share_one_network_under_their_own_names(dev):
 
 def test_every_store_keeps_its_data_in_a_named_volume(dev):
     volumes = {v.name: v.inputs["name"] for v in dev.of_type(VOLUME)}
-    expected_paths = {"prometheus": "/prometheus", "tempo": "/var/tempo", "loki": "/loki", "grafana": "/var/lib/grafana"}
-    for service, path in expected_paths.items():
+    expected_paths = {
+        "prometheus": ("data", "/prometheus"),
+        "tempo": ("data", "/var/tempo"),
+        "loki": ("data", "/loki"),
+        "grafana": ("data", "/var/lib/grafana"),
+        "collector": ("queue", collector.QUEUE_DIR),
+    }
+    for service, (volume, path) in expected_paths.items():
         mounts = containers(dev)[service].inputs["volumes"]
-        assert mounts == [{"volumeName": volumes[f"{service}-data"], "containerPath": path}], service
+        assert mounts == [{"volumeName": volumes[f"{service}-{volume}"], "containerPath": path}], service
     assert len(set(volumes.values())) == len(volumes)
+
+
+def test_the_collector_queue_volume_is_handed_to_the_collector_user_before_it_starts(dev):
+    """The collector image is FROM scratch and runs as 10001; a fresh named volume is root's."""
+    volumes = {v.name: v.inputs["name"] for v in dev.of_type(VOLUME)}
+    setup = setups(dev)["collector-queue-setup"]
+    assert setup.inputs["user"] == "0"
+    assert setup.inputs["command"] == ["chown", "-R", collector.QUEUE_OWNER, "/volume"]
+    assert setup.inputs["volumes"] == [{"volumeName": volumes["collector-queue"], "containerPath": "/volume"}]
+    # Runs to completion during `up`, is never restarted, needs no network.
+    assert setup.inputs["attach"] is True and setup.inputs["mustRun"] is False
+    assert setup.inputs["restart"] == "no" and setup.inputs["networkMode"] == "none"
+    assert collector.QUEUE_OWNER == "10001:10001"
 
 
 def test_uploaded_configs_are_exactly_what_the_renderers_produce(dev, settings):
@@ -157,10 +186,10 @@ def test_each_service_is_a_component_that_owns_its_resources(dev):
         "loki": "observability:components:Loki",
         "grafana": "observability:components:Grafana",
     }
-    for name, container in containers(dev).items():
-        assert container.parent_types[-1] == tokens[name]
+    for container in dev.of_type(CONTAINER):
+        assert container.parent_types[-1] == tokens[container.name.split("-")[0]]
     for image in dev.of_type(IMAGE):
-        assert image.parent_types[-1] == tokens[image.name.removesuffix("-image")]
+        assert image.parent_types[-1] == tokens[image.name.split("-")[0]]
     (network,) = dev.of_type(NETWORK)
     assert network.parent_types[-1] == "observability:platform:Docker"
 
@@ -214,7 +243,7 @@ def test_datasources_are_correlated(dev):
 
 
 def test_folders_and_dashboards_come_from_the_configs_directory(dev):
-    folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER)}
+    folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER) if f.parent_types[-1] == "observability:grafana:Content"}
     expected = load_folders()
     assert folders == {f.uid: f.title for f in expected}
     dashboards = {json.loads(d.inputs["configJson"])["uid"]: d for d in dev.of_type(DASHBOARD)}
@@ -274,7 +303,10 @@ def test_exports(dev):
         "otlpGrpcEndpoint": "http://localhost:4317",
         "otlpHttpEndpoint": "http://localhost:4318",
         "prometheusUrl": "http://localhost:9090",
+        "alertRouting": {},
+        "alertNotifications": dev.outputs["alertNotifications"],
     }
+    assert dev.outputs["alertNotifications"].startswith("No contact point configured")
     assert dev.secret_outputs == {"grafanaAdminPassword"}
 
 

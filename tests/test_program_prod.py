@@ -190,7 +190,7 @@ def test_images_are_the_pinned_versions(prod):
         for container in defined.values():
             assert ":" in container["image"] and not container["image"].endswith(":latest")
             if container["name"] == "config":
-                assert container["image"] == declared["configWriterImage"]["default"]
+                assert container["image"] == declared["utilityImage"]["default"]
 
 
 def test_configs_reach_the_program_through_an_init_container(prod):
@@ -204,7 +204,18 @@ def test_configs_reach_the_program_through_an_init_container(prod):
         assert main["dependsOn"] == [{"containerName": "config", "condition": "SUCCESS"}]
         (mount,) = [m for m in main["mountPoints"] if m["sourceVolume"].startswith("config-")]
         assert mount["readOnly"] is True
-        assert [{**m, "readOnly": True} for m in writer["mountPoints"]] == [mount]
+        assert mount in [{**m, "readOnly": True} for m in writer["mountPoints"]]
+        assert writer["command"][:2] == ["sh", "-c"]
+
+
+def test_the_collector_queue_is_task_storage_handed_to_the_collector_user(prod):
+    defined = containers(prod)["collector"]
+    queue = {"sourceVolume": "collector-queue", "containerPath": collector.QUEUE_DIR, "readOnly": False}
+    assert queue in defined["collector"]["mountPoints"] and queue in defined["config"]["mountPoints"]
+    assert defined["config"]["command"][2].endswith(f"chown -R {collector.QUEUE_OWNER} {collector.QUEUE_DIR}")
+    assert defined["collector"]["restartPolicy"] == {"enabled": True}
+    task = prod.one(TASK, "collector-task").inputs
+    assert {"name": "collector-queue"} in task["volumes"]
 
 
 def _written_config(defined: dict) -> dict:
@@ -407,8 +418,8 @@ def test_grafana_database_is_on_encrypted_efs_through_its_access_point(prod):
     (file_system,) = prod.of_type("aws:efs/fileSystem:FileSystem")
     assert file_system.inputs["encrypted"] is True
     (access_point,) = prod.of_type("aws:efs/accessPoint:AccessPoint")
-    assert access_point.inputs["posixUser"] == {"uid": 472, "gid": 472}
-    assert access_point.inputs["rootDirectory"]["creationInfo"] == {"ownerUid": 472, "ownerGid": 472, "permissions": "0750"}
+    assert access_point.inputs["posixUser"] == {"uid": 472, "gid": 0}
+    assert access_point.inputs["rootDirectory"]["creationInfo"] == {"ownerUid": 472, "ownerGid": 0, "permissions": "0750"}
     task = prod.one(TASK, "grafana-task").inputs
     (volume,) = task["volumes"]
     efs = volume["efsVolumeConfiguration"]
@@ -443,7 +454,8 @@ def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
 
 
 def test_exports(prod):
-    assert prod.outputs == {
+    alerting = {"alertRouting", "alertNotifications"}
+    assert {k: v for k, v in prod.outputs.items() if k not in alerting} == {
         "grafanaUrl": f"https://{DOMAIN}",
         "grafanaAdminUser": "admin",
         "grafanaAdminPassword": MOCK_PASSWORD,

@@ -55,12 +55,13 @@ def test_every_collector_exporter_points_at_a_service_that_exists(settings):
     exporters = render_collector_config(settings, HOSTS)["exporters"]
     assert exporters
     for name, exporter in exporters.items():
-        match = re.match(r"^(?:https?://)?([a-z0-9-]+):(\d+)(/.*)?$", exporter["endpoint"])
+        endpoint = exporter.get("endpoint") or exporter["http"]["endpoint"]
+        match = re.match(r"^(?:https?://)?([a-z0-9-]+):(\d+)(/.*)?$", endpoint)
         assert match, name
         host, port = match.group(1), int(match.group(2))
         assert host in PORTS_BY_HOST and port in PORTS_BY_HOST[host], f"{name} -> {host}:{port}"
     assert exporters["otlp_http/loki"]["endpoint"].endswith("/otlp")
-    assert exporters["prometheus_remote_write"]["endpoint"].endswith("/api/v1/write")
+    assert exporters["prometheus_remote_write"]["http"]["endpoint"].endswith("/api/v1/write")
 
 
 def test_collector_listens_on_all_interfaces_inside_the_container(settings):
@@ -222,3 +223,15 @@ def test_loki_retention_is_enforced_by_the_compactor(settings):
     assert config["limits_config"]["retention_period"] == f"{settings.loki_retention.hours}h"
     assert config["analytics"] == {"reporting_enabled": False}
     assert config["ingester"]["wal"]["flush_on_shutdown"] is True
+
+
+def test_traces_and_logs_wait_on_disk_while_a_store_is_down(settings):
+    config = render_collector_config(settings, HOSTS)
+    storage = config["extensions"][collector.QUEUE_STORAGE]
+    assert storage["directory"] == collector.QUEUE_DIR
+    assert collector.QUEUE_STORAGE in config["service"]["extensions"]
+    for name in ("otlp_grpc/tempo", "otlp_http/loki"):
+        exporter = config["exporters"][name]
+        assert exporter["sending_queue"]["enabled"] and exporter["sending_queue"]["storage"] == collector.QUEUE_STORAGE, name
+        # 0 means "never give up on a retryable error" to the collector's backoff.
+        assert exporter["retry_on_failure"]["max_elapsed_time"] == "0s", name

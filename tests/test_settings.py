@@ -50,6 +50,7 @@ BAD_INPUTS = [
     ("collectorImage", "otel/opentelemetry-collector-contrib", "no tag"),
     ("grafanaImage", "grafana/grafana:latest", "latest"),
     ("tempoImage", "Grafana/Tempo 3", "not an image reference"),
+    ("utilityImage", "busybox:latest", "latest"),
     ("prometheusRetention", "15 days", "whole number followed by h, d or w"),
     ("lokiRetention", "36h", "whole number of days"),
     ("tempoRetention", "0h", "not a retention"),
@@ -82,7 +83,14 @@ BAD_INPUTS = [
     ("retainData", "maybe", "allowed: true, false"),
     ("cpuArchitecture", "arm64", "allowed: X86_64, ARM64"),
     ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
-    ("configWriterImage", "busybox", "no tag"),
+    ("alertEmailAddresses", '["oncall"]', "'oncall' is not an e-mail address"),
+    ("alertEmailAddresses", '"oncall@example.com"', "not a list of strings"),
+    ("alertEmailAddresses", '["oncall@example.com"]', "e-mail needs a mail server: set smtpHost and smtpFromAddress"),
+    ("alertSlackWebhookUrl", "https://hooks.slack.com/services/T0/B0/x", "stored in plain text; set it with `pulumi config set --secret"),
+    ("alertPagerDutyIntegrationKey", "0123456789abcdef0123456789abcdef", "stored in plain text"),
+    ("smtpHost", "smtp.example.com", "allowed: host:port"),
+    ("smtpFromAddress", "grafana@example.com", "is set but smtpHost is not"),
+    ("smtpPassword", "hunter2", "stored in plain text"),
 ]
 
 
@@ -183,3 +191,35 @@ def test_every_declared_key_is_read_and_every_read_key_is_declared():
 def test_every_declared_key_has_type_default_and_description():
     for key, declaration in yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"].items():
         assert {"type", "default", "description"} <= set(declaration), key
+
+
+def test_credentials_are_validated_without_echoing_them():
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            {**{k.split(":", 1)[1]: v for k, v in load_stack_config("dev").items()}, "alertSlackWebhookUrl": "http://plain.example/hook"}.get,
+            PROJECT,
+            "dev",
+            secret_keys={"alertSlackWebhookUrl"},
+        )
+    assert caught.value.problems == [
+        "alertSlackWebhookUrl: is not valid (value not shown); allowed: an https:// webhook URL such as https://hooks.slack.com/services/..."
+    ]
+    assert "plain.example" not in str(caught.value)
+
+
+def test_contacts_and_mail_server_are_read_when_valid():
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config("dev").items()}
+    config.update(
+        alertEmailAddresses='["oncall@example.com"]', alertSlackWebhookUrl="https://hooks.slack.com/services/T0/B0/x",
+        smtpHost="smtp.example.com:587", smtpUser="grafana", smtpPassword="hunter2", smtpFromAddress="grafana@example.com",
+    )
+    settings = load_settings(config.get, PROJECT, "dev", secret_keys={"alertSlackWebhookUrl", "smtpPassword"})
+    assert settings.alert_contacts.channels == {"email", "slack"}
+    assert settings.smtp and settings.smtp.host == "smtp.example.com:587" and settings.smtp.password.value == "hunter2"
+    # Secrets never show in a printed Settings.
+    assert "hunter2" not in repr(settings) and "hooks.slack.com" not in repr(settings)
+
+
+def test_no_contacts_is_the_default():
+    settings = settings_for("dev")
+    assert settings.alert_contacts.channels == set() and settings.smtp is None
