@@ -18,11 +18,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.settings import AwsSettings, Settings
-from components.spec import DataVolume, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec
+from components.spec import DataVolume, MetricsStore, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging")
+# Amazon Managed Service for Prometheus: what a writer and a reader (Grafana) may do.
+METRICS_WRITE_ACTIONS = ("aps:RemoteWrite",)
+METRICS_READ_ACTIONS = ("aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata")
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CONFIG_CONTAINER = "config"
 # Traffic on the load balancer reaches a route by these priorities: path routes first.
@@ -369,6 +372,41 @@ class AwsPlatform(pulumi.ComponentResource):
         )
         region = self._aws.region
         return bucket.bucket.apply(lambda name: ObjectStore(bucket=name, region=region, endpoint=f"s3.{region}.amazonaws.com"))
+
+    def metrics_store(
+        self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int
+    ) -> Optional[pulumi.Output[MetricsStore]]:
+        if self._aws.metrics_backend != "amp":
+            return None
+        # With retainData, `pulumi destroy` leaves the workspace and its metrics in the account.
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=self._aws.retain_data)
+        workspace = aws.amp.Workspace("metrics", alias=self._prefix, tags={"Name": self._prefix}, opts=kept)
+        aws.amp.WorkspaceConfiguration(
+            "metrics",
+            workspace_id=workspace.id,
+            retention_period_in_days=-(-retention_hours // 24),
+            opts=kept,
+        )
+        for role_names, actions, purpose in ((writers, METRICS_WRITE_ACTIONS, "write"), (readers, METRICS_READ_ACTIONS, "read")):
+            for service in role_names:
+                aws.iam.RolePolicy(
+                    f"{service}-metrics-{purpose}",
+                    role=self._task_role(service, self).id,
+                    policy=workspace.arn.apply(
+                        lambda arn, a=actions, p=purpose: _policy(
+                            {"Sid": f"Metrics{p.title()}", "Effect": "Allow", "Action": list(a), "Resource": arn}
+                        )
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+        region = self._aws.region
+        return workspace.prometheus_endpoint.apply(
+            lambda endpoint: MetricsStore(
+                remote_write_url=endpoint.rstrip("/") + "/api/v1/remote_write",
+                query_url=endpoint.rstrip("/"),
+                region=region,
+            )
+        )
 
     def run(
         self,

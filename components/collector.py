@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 import pulumi_random as random
 
 from components import loki, prometheus, tempo
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, Platform, Port, PublicRoute, RunningService, SecretValue, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    MetricsStore,
+    Platform,
+    Port,
+    PublicRoute,
+    RunningService,
+    SecretValue,
+    ServiceSpec,
+    render_when_known,
+)
 from components.yamltext import to_yaml
 
 NAME = "collector"
@@ -66,8 +77,11 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
-    """The collector config for one stack. hosts maps service name -> address on the service network."""
+def render_collector_config(
+    settings: Settings, hosts: dict[str, str], metrics: Optional[MetricsStore] = None
+) -> dict[str, Any]:
+    """The collector config for one stack. hosts maps service name -> address on the service network;
+    metrics, when the platform made one, is the managed store metrics go to instead of Prometheus."""
     tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
     loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
     prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
@@ -181,7 +195,17 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
     }
     if settings.otlp_require_token:
         _require_bearer_token(config)
+    if metrics is not None:
+        _write_metrics_with_sigv4(config, metrics)
     return config
+
+
+def _write_metrics_with_sigv4(config: dict[str, Any], metrics: MetricsStore) -> None:
+    """Remote write to the managed store, signed with the task role's credentials."""
+    config["extensions"]["sigv4auth"] = {"region": metrics.region, "service": "aps"}
+    exporter = config["exporters"]["prometheus_remote_write"]
+    exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
+    config["service"]["extensions"].append("sigv4auth")
 
 
 def _require_bearer_token(config: dict[str, Any]) -> None:
@@ -200,10 +224,11 @@ class Collector(pulumi.ComponentResource):
         platform: Platform,
         hosts: dict[str, str],
         depends_on: tuple[RunningService, ...] = (),
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Collector", NAME, None, opts)
-        self.config_yaml = to_yaml(render_collector_config(settings, hosts))
+        self.config_yaml = render_when_known(lambda m: to_yaml(render_collector_config(settings, hosts, m)), metrics_store)
         ports = settings.host_ports
         self.bearer_token: pulumi.Output[str] | None = None
         secrets: tuple[SecretValue, ...] = ()

@@ -37,6 +37,10 @@ class DockerPlatform(pulumi.ComponentResource):
         """Local volumes hold every store's data on Docker."""
         return None
 
+    def metrics_store(self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int) -> None:
+        """Metrics stay in the Prometheus container."""
+        return None
+
     def _hand_over(self, spec: ServiceSpec, volumes: list[docker.Volume], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         """One-shot root containers that give each owned volume to the user the service runs as."""
         setups: list[pulumi.Resource] = []

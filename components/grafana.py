@@ -14,8 +14,9 @@ HTTP = Port("http", 3000)
 UID, GID = 472, 0
 
 
-def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
-    """Grafana settings as GF_<SECTION>_<KEY> variables."""
+def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> dict[str, str]:
+    """Grafana settings as GF_<SECTION>_<KEY> variables. sigv4_auth lets data sources sign their
+    requests with the AWS credentials Grafana runs with (a managed metrics store)."""
     role = settings.grafana_anonymous_role
     return {
         "GF_SECURITY_ADMIN_USER": settings.grafana_admin_user,
@@ -30,6 +31,7 @@ def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
         "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
         **smtp_env(settings),
+        **({"GF_AUTH_SIGV4_AUTH_ENABLED": "true"} if sigv4_auth else {}),
     }
 
 
@@ -55,6 +57,7 @@ class Grafana(pulumi.ComponentResource):
         settings: Settings,
         platform: Platform,
         depends_on: tuple = (),
+        sigv4_auth: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Grafana", NAME, None, opts)
@@ -79,7 +82,7 @@ class Grafana(pulumi.ComponentResource):
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
             ports=(http,),
-            env=grafana_env(settings, self.root_url),
+            env=grafana_env(settings, self.root_url, sigv4_auth),
             # The password applies only when Grafana creates its database (first start).
             secrets=(
                 SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),

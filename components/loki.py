@@ -16,7 +16,7 @@ from components.spec import (
     Port,
     RunningService,
     ServiceSpec,
-    with_object_store,
+    render_when_known,
 )
 from components.yamltext import to_yaml
 
@@ -89,7 +89,7 @@ class Loki(pulumi.ComponentResource):
     ):
         super().__init__("observability:components:Loki", NAME, None, opts)
         store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
-        self.config_yaml = with_object_store(store, lambda s: to_yaml(render_loki_config(settings, s)))
+        self.config_yaml = render_when_known(lambda s: to_yaml(render_loki_config(settings, s)), store)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),

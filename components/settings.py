@@ -17,6 +17,8 @@ TARGETS = ("docker", "aws")
 ANONYMOUS_ROLES = ("none", "Viewer", "Editor")
 SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# Where metrics are kept: the self-hosted Prometheus, or Amazon Managed Service for Prometheus.
+METRICS_BACKENDS = ("prometheus", "amp")
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # Fargate task sizes: CPU units -> allowed memory in MiB.
@@ -118,6 +120,8 @@ class AwsSettings:
     log_retention_days: int
     retain_data: bool
     cpu_architecture: str
+    # "amp": metrics in Amazon Managed Service for Prometheus; Prometheus only scrapes (agent mode).
+    metrics_backend: str
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,8 @@ def load_settings(
         if not require_token:
             reader.problem("otlpRequireToken", "is false; the aws target takes OTLP from the internet, so it must be true")
         aws_settings.check_required()
+    elif aws_settings.value.metrics_backend == "amp":
+        reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
     contacts = AlertContacts(
         email_addresses=reader.emails("alertEmailAddresses"),
         slack_webhook_url=reader.secret(
@@ -373,6 +379,7 @@ def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], re
             log_retention_days=retention,
             retain_data=reader.boolean("retainData"),
             cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
+            metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
         ),
         services,
     )

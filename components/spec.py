@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, TypeVar
+from typing import Any, Optional, Protocol, TypeVar
 
 import pulumi
 
@@ -80,11 +80,22 @@ class ObjectStore:
     endpoint: str
 
 
-def with_object_store(
-    store: Optional[pulumi.Output[ObjectStore]], render: Callable[[Optional[ObjectStore]], T]
-) -> pulumi.Input[T]:
-    """Render now when the platform keeps data on local volumes, else once the bucket is named."""
-    return render(None) if store is None else store.apply(render)
+@dataclass(frozen=True)
+class MetricsStore:
+    """A managed Prometheus-compatible store a platform created: remote write in, PromQL out,
+    both signed with AWS SigV4 by the caller's own role."""
+
+    remote_write_url: str
+    query_url: str
+    region: str
+
+
+def render_when_known(render: Callable[..., T], *inputs: Optional[pulumi.Output[Any]]) -> pulumi.Input[T]:
+    """Render now when the platform created nothing to name (local volumes, local Prometheus),
+    else once the names of what it created (bucket, workspace) are known."""
+    if all(i is None for i in inputs):
+        return render(*inputs)
+    return pulumi.Output.all(*inputs).apply(lambda values: render(*values))
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,13 @@ class Platform(Protocol):
         self, service: str, retention_hours: int, parent: pulumi.Resource
     ) -> Optional[pulumi.Output[ObjectStore]]:
         """A bucket for the service's data, or None where it keeps data on its volumes."""
+        ...
+
+    def metrics_store(
+        self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int
+    ) -> Optional[pulumi.Output[MetricsStore]]:
+        """A managed metrics store the writers remote-write to and the readers query, or None
+        where metrics stay in the self-hosted Prometheus."""
         ...
 
     def run(

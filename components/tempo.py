@@ -12,12 +12,13 @@ from components.spec import (
     ConfigFile,
     DataVolume,
     HealthCheck,
+    MetricsStore,
     ObjectStore,
     Platform,
     Port,
     RunningService,
     ServiceSpec,
-    with_object_store,
+    render_when_known,
 )
 from components.yamltext import to_yaml
 
@@ -38,7 +39,19 @@ def _trace_storage(store: Optional[ObjectStore]) -> dict[str, Any]:
     return {"backend": "s3", "wal": wal, "s3": {"bucket": store.bucket, "endpoint": store.endpoint, "region": store.region}}
 
 
-def render_tempo_config(settings: Settings, hosts: dict[str, str], store: Optional[ObjectStore] = None) -> dict[str, Any]:
+def _remote_write(hosts: dict[str, str], metrics: Optional[MetricsStore]) -> dict[str, Any]:
+    if metrics is None:
+        return {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
+    # Signed with the task role's credentials (Prometheus's remote-write sigv4 client).
+    return {"url": metrics.remote_write_url, "sigv4": {"region": metrics.region}}
+
+
+def render_tempo_config(
+    settings: Settings,
+    hosts: dict[str, str],
+    store: Optional[ObjectStore] = None,
+    metrics: Optional[MetricsStore] = None,
+) -> dict[str, Any]:
     """Tempo 3 single binary (target all: distributor, live-store, querier, backend scheduler/worker,
     metrics generator). No Kafka in this mode; 2.x blocks such as ingester/compactor are refused.
     Blocks go to the object store when the platform gives one, else to the local volume."""
@@ -81,9 +94,7 @@ def render_tempo_config(settings: Settings, hosts: dict[str, str], store: Option
             },
             "storage": {
                 "path": f"{DATA_DIR}/generator/wal",
-                "remote_write": [
-                    {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
-                ],
+                "remote_write": [_remote_write(hosts, metrics)],
             },
         },
         "storage": {"trace": _trace_storage(store)},
@@ -104,11 +115,14 @@ class Tempo(pulumi.ComponentResource):
         platform: Platform,
         hosts: dict[str, str],
         depends_on: tuple[RunningService, ...] = (),
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Tempo", NAME, None, opts)
         store = platform.object_store(NAME, settings.tempo_retention.hours, parent=self)
-        self.config_yaml = with_object_store(store, lambda s: to_yaml(render_tempo_config(settings, hosts, s)))
+        self.config_yaml = render_when_known(
+            lambda s, m: to_yaml(render_tempo_config(settings, hosts, s, m)), store, metrics_store
+        )
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),

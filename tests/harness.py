@@ -96,7 +96,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     @staticmethod
     def _aws_resource(args: pulumi.runtime.MockResourceArgs, outputs: dict[str, Any]):
         """Ids and ARNs shaped like AWS's, so policies and references built from them read true."""
-        service = args.typ.split(":")[1].split("/")[0]
+        module = args.typ.split(":")[1].split("/")[0]
+        service = {"amp": "aps", "cloudwatch": "logs", "lb": "elasticloadbalancing"}.get(module, module)
         if args.typ == "aws:s3/bucket:Bucket":
             name = args.inputs.get("bucketPrefix", "") + "20261125000000000000000001"
             outputs.update(bucket=name, arn=f"arn:aws:s3:::{name}")
@@ -107,6 +108,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             outputs["dnsName"] = f"{args.name}-123456789.{MOCK_REGION}.elb.amazonaws.com"
             outputs["zoneId"] = "Z32O12XQLNTSW2"
+        if args.typ == "aws:amp/workspace:Workspace":
+            outputs["prometheusEndpoint"] = f"https://aps-workspaces.{MOCK_REGION}.amazonaws.com/workspaces/ws-{args.name}/"
         if args.typ == "aws:route53/record:Record":
             outputs["fqdn"] = args.inputs["name"]
         return f"{args.name}-id", outputs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,10 +13,10 @@ import botocore.session
 import pytest
 import yaml
 
-from components import collector, loki, tempo
+from components import collector, loki, prometheus, tempo
 from components.aws_platform import OBJECT_ACTIONS, lifecycle_days
 from components.settings import SERVICES
-from components.spec import ObjectStore
+from components.spec import MetricsStore, ObjectStore
 from components.yamltext import to_yaml
 from tests.harness import MOCK_REGION, is_secret, project_path, run_program, unwrap
 from tests.test_settings import settings_for
@@ -34,6 +35,8 @@ SECRET = "aws:secretsmanager/secret:Secret"
 MOCK_PASSWORD = "mock-password-grafana-admin-password"
 MOCK_TOKEN = "mock-password-otlp-bearer-token"
 DOMAIN = "observability.opendeck.example"
+WORKSPACE_URL = f"https://aps-workspaces.{MOCK_REGION}.amazonaws.com/workspaces/ws-metrics"
+MANAGED = MetricsStore(remote_write_url=f"{WORKSPACE_URL}/api/v1/remote_write", query_url=WORKSPACE_URL, region=MOCK_REGION)
 EXISTING_VPC = {
     "vpcId": "vpc-0a1b2c3d4e5f60718",
     "publicSubnetIds": '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]',
@@ -229,7 +232,7 @@ def test_tempo_and_loki_keep_their_data_in_their_own_bucket(prod, settings):
     hosts = {name: f"{name}.observability-prod.internal" for name in SERVICES}
     defined = containers(prod)
     for service, render in (
-        ("tempo", lambda store: tempo.render_tempo_config(settings, hosts, store)),
+        ("tempo", lambda store: tempo.render_tempo_config(settings, hosts, store, MANAGED)),
         ("loki", lambda store: loki.render_loki_config(settings, store)),
     ):
         name = buckets[service].inputs["bucketPrefix"] + "20261125000000000000000001"
@@ -445,7 +448,7 @@ def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
     assert provider.inputs["url"] == f"https://{DOMAIN}"
     sources = {d.inputs["uid"]: d.inputs["url"] for d in prod.of_type("grafana:oss/dataSource:DataSource")}
     assert sources == {
-        "prometheus": "http://prometheus.observability-prod.internal:9090",
+        "prometheus": WORKSPACE_URL,
         "tempo": "http://tempo.observability-prod.internal:3200",
         "loki": "http://loki.observability-prod.internal:3100",
     }
@@ -463,6 +466,7 @@ def test_exports(prod):
         "otlpHttpEndpoint": f"https://{DOMAIN}",
         "otlpBearerToken": MOCK_TOKEN,
         "loadBalancerDnsName": f"alb-123456789.{MOCK_REGION}.elb.amazonaws.com",
+        "metricsQueryUrl": WORKSPACE_URL,
     }
     assert prod.secret_outputs == {"grafanaAdminPassword", "otlpBearerToken"}
     assert prod.of_type("aws:route53/record:Record") == []
@@ -484,6 +488,7 @@ STATEFUL = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:efs/fileSystem:FileSystem",
     "aws:efs/accessPoint:AccessPoint",
+    "aws:amp/workspace:Workspace",
 )
 
 
@@ -544,3 +549,80 @@ def test_existing_vpc_is_used_as_given(existing_vpc):
     namespace = existing_vpc.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace", "namespace")
     assert namespace.inputs["vpc"] == EXISTING_VPC["vpcId"]
     assert all(g.inputs["vpcId"] == EXISTING_VPC["vpcId"] for g in existing_vpc.of_type(SECURITY_GROUP))
+
+
+def test_metrics_live_in_a_managed_prometheus_workspace(prod, settings):
+    (workspace,) = prod.of_type("aws:amp/workspace:Workspace")
+    (configuration,) = prod.of_type("aws:amp/workspaceConfiguration:WorkspaceConfiguration")
+    assert configuration.inputs["retentionPeriodInDays"] == settings.prometheus_retention.hours // 24 == 15
+    defined = containers(prod)
+    # The collector and Tempo remote-write to it with SigV4 (their task roles' credentials).
+    ingest = _written_config(defined["collector"])
+    assert ingest["extensions"]["sigv4auth"] == {"region": MOCK_REGION, "service": "aps"}
+    writer = ingest["exporters"]["prometheus_remote_write"]["http"]
+    assert (writer["endpoint"], writer["auth"]) == (MANAGED.remote_write_url, {"authenticator": "sigv4auth"})
+    assert "sigv4auth" in ingest["service"]["extensions"]
+    traces = _written_config(defined["tempo"])
+    assert traces["metrics_generator"]["storage"]["remote_write"] == [
+        {"url": MANAGED.remote_write_url, "sigv4": {"region": MOCK_REGION}}
+    ]
+    # Prometheus only scrapes the components and forwards: agent mode, no TSDB of its own.
+    scraper = defined["prometheus"]
+    assert scraper["prometheus"]["command"] == list(prometheus.prometheus_args(agent=True))
+    assert "--agent" in scraper["prometheus"]["command"]
+    scraped = _written_config(scraper)
+    assert scraped["remote_write"] == [{"url": MANAGED.remote_write_url, "sigv4": {"region": MOCK_REGION}}]
+    assert "storage" not in scraped
+    # Grafana queries it signed with its own role.
+    env = {e["name"]: e["value"] for e in defined["grafana"]["grafana"]["environment"]}
+    assert env["GF_AUTH_SIGV4_AUTH_ENABLED"] == "true"
+    (source,) = [d for d in prod.of_type("grafana:oss/dataSource:DataSource") if d.inputs["uid"] == "prometheus"]
+    json_data = json.loads(source.inputs["jsonDataEncoded"])
+    assert (json_data["sigV4Auth"], json_data["sigV4AuthType"], json_data["sigV4Region"]) == (True, "default", MOCK_REGION)
+
+
+def test_only_writers_write_and_only_grafana_reads_the_workspace(prod):
+    arn = f"arn:aws:aps:{MOCK_REGION}:123456789012:workspace/metrics"
+    grants = {p.name: statements(p.inputs["policy"]) for p in prod.of_type(ROLE_POLICY) if "-metrics-" in p.name}
+    assert set(grants) == {"collector-metrics-write", "tempo-metrics-write", "prometheus-metrics-write", "grafana-metrics-read"}
+    for name, (statement,) in ((n, g) for n, g in grants.items()):
+        assert statement["Resource"] == arn
+        expected = ["aps:RemoteWrite"] if name.endswith("-write") else ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"]
+        assert statement["Action"] == expected, name
+    roles = {r.name for r in prod.of_type(ROLE)}
+    assert {"collector-task", "tempo-task", "prometheus-task", "grafana-task"} <= roles
+
+
+def test_self_hosted_prometheus_on_aws_keeps_metrics_in_the_task():
+    run = run_program("prod", {"metricsBackend": "prometheus"})
+    assert run.error is None, run.error
+    assert run.of_type("aws:amp/workspace:Workspace") == []
+    defined = containers(run)
+    assert defined["prometheus"]["prometheus"]["command"] == list(prometheus.prometheus_args())
+    assert "remote_write" not in _written_config(defined["prometheus"])
+    assert "sigv4auth" not in _written_config(defined["collector"])["extensions"]
+    env = {e["name"] for e in defined["grafana"]["grafana"]["environment"]}
+    assert "GF_AUTH_SIGV4_AUTH_ENABLED" not in env
+    sources = {d.inputs["uid"]: d.inputs["url"] for d in run.of_type("grafana:oss/dataSource:DataSource")}
+    assert sources["prometheus"] == "http://prometheus.observability-prod.internal:9090"
+    # No TSDB on EFS, whichever backend.
+    assert all("efsVolumeConfiguration" not in v for v in run.one(TASK, "prometheus-task").inputs.get("volumes", []))
+    assert not any("-metrics-" in p.name for p in run.of_type(ROLE_POLICY))
+
+
+def test_the_collector_config_deployed_to_prod_passes_otelcol_validate(prod, tmp_path):
+    otelcol = os.environ.get("OTELCOL_BIN", "")
+    assert otelcol, "set OTELCOL_BIN (scripts/test.sh does)"
+    path = tmp_path / "config.yaml"
+    path.write_text(containers(prod)["collector"]["config"]["environment"][0]["value"])
+    # ECS injects the token from Secrets Manager, and the task role's credentials that sigv4auth
+    # resolves at start (validate included): stand-ins here, never used for a request.
+    env = {
+        **os.environ,
+        collector.BEARER_TOKEN_ENV: "validate-only-token",
+        "AWS_ACCESS_KEY_ID": "AKIAVALIDATEONLY0000",
+        "AWS_SECRET_ACCESS_KEY": "validate-only",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -83,6 +83,8 @@ BAD_INPUTS = [
     ("retainData", "maybe", "allowed: true, false"),
     ("cpuArchitecture", "arm64", "allowed: X86_64, ARM64"),
     ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
+    ("metricsBackend", "amp", "needs target aws"),
+    ("metricsBackend", "mimir", "allowed: prometheus, amp"),
     ("alertEmailAddresses", '["oncall"]', "'oncall' is not an e-mail address"),
     ("alertEmailAddresses", '"oncall@example.com"', "not a list of strings"),
     ("alertEmailAddresses", '["oncall@example.com"]', "e-mail needs a mail server: set smtpHost and smtpFromAddress"),
