@@ -32,7 +32,17 @@ def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> 
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
         **smtp_env(settings),
         **({"GF_AUTH_SIGV4_AUTH_ENABLED": "true"} if sigv4_auth else {}),
+        **database_env(settings),
     }
+
+
+def database_env(settings: Settings) -> dict[str, str]:
+    """An external database (its URL, with the password, is handed over as a secret) is reached
+    over TLS; Grafana's default for Postgres is no TLS at all."""
+    if settings.grafana_database_url is None:
+        return {}
+    scheme = settings.grafana_database_url.value.split("://", 1)[0]
+    return {"GF_DATABASE_SSL_MODE": "require" if scheme == "postgres" else "true"}
 
 
 def smtp_env(settings: Settings) -> dict[str, str]:
@@ -91,10 +101,20 @@ class Grafana(pulumi.ComponentResource):
                     if settings.smtp and settings.smtp.password
                     else ()
                 ),
+                *(
+                    (SecretValue("GF_DATABASE_URL", settings.grafana_database_url.output(), file_env="GF_DATABASE_URL__FILE"),)
+                    if settings.grafana_database_url
+                    else ()
+                ),
             ),
             # SQLite, one writer (journal mode, not WAL): safe on a network file system. The owner is
             # the image's own (grafana:root), so a platform creating the volume hands it over.
-            volumes=(DataVolume("data", "/var/lib/grafana", owner=f"{UID}:{GID}", shared_filesystem=True),),
+            # With an external database the volume holds only caches and plugins: task storage will do.
+            volumes=(
+                DataVolume(
+                    "data", "/var/lib/grafana", owner=f"{UID}:{GID}", shared_filesystem=settings.grafana_database_url is None
+                ),
+            ),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)

@@ -49,6 +49,7 @@ _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
+_DATABASE_URL = re.compile(r"^(postgres|mysql)://[^\s:@/]+:[^\s@]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9_-]+$")
 _EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 # PagerDuty Events API v2 integration keys are 32 characters.
@@ -190,6 +191,8 @@ class Settings:
     # The collector's OTLP receivers demand a bearer token (always on the aws target: public ingest).
     otlp_require_token: bool = False
     aws: Optional[AwsSettings] = None
+    # Grafana's database elsewhere (postgres:// or mysql://, with its password); None: SQLite.
+    grafana_database_url: Optional[Secret] = None
 
     def image(self, service: str) -> str:
         return self.services[service].image
@@ -204,7 +207,7 @@ class Settings:
 
 
 # Keys whose values are credentials: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword")
+SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword", "grafanaDatabaseUrl")
 
 
 def load_settings(
@@ -271,6 +274,9 @@ def load_settings(
         ),
     )
     smtp = _read_smtp(reader)
+    database_url = reader.secret(
+        "grafanaDatabaseUrl", _DATABASE_URL, "postgres://user:password@host:port/database or mysql://user:password@host:port/database"
+    )
     if contacts.email_addresses and smtp is None:
         reader.problem("alertEmailAddresses", "e-mail needs a mail server: set smtpHost and smtpFromAddress too")
     reader.raise_if_invalid()
@@ -295,6 +301,7 @@ def load_settings(
         smtp=smtp,
         otlp_require_token=require_token,
         aws=aws_settings.value if target == "aws" else None,
+        grafana_database_url=database_url,
     )
 
 

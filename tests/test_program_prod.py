@@ -626,3 +626,23 @@ def test_the_collector_config_deployed_to_prod_passes_otelcol_validate(prod, tmp
     }
     result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+DATABASE_URL = "postgres://grafana:db-password-0123@grafana.cluster-abc.eu-west-1.rds.amazonaws.com:5432/grafana"
+
+
+def test_grafana_on_an_external_database_needs_no_efs():
+    run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL}, secret_keys=("grafanaDatabaseUrl",))
+    assert run.error is None, run.error
+    assert run.of_type("aws:efs/fileSystem:FileSystem") == [] and run.of_type("aws:efs/accessPoint:AccessPoint") == []
+    grafana = containers(run)["grafana"]["grafana"]
+    assert {s["name"] for s in grafana["secrets"]} == {"GF_SECURITY_ADMIN_PASSWORD", "GF_DATABASE_URL"}
+    env = {e["name"]: e["value"] for e in grafana["environment"]}
+    assert env["GF_DATABASE_SSL_MODE"] == "require"
+    assert not any(name.startswith("GF_DATABASE_URL") for name in env)
+    (version,) = [v for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion") if v.name == "grafana-gf-database-url"]
+    assert is_secret(version.inputs["secretString"]) and unwrap(version.inputs["secretString"]) == DATABASE_URL
+    # The URL carries the database password: no resource holds it in plain text.
+    assert all("db-password-0123" not in json.dumps(r.inputs) for r in run.resources if r is not version)
+    # Caches and plugins only: task storage handed to Grafana's user.
+    assert {"name": "grafana-data"} in run.one(TASK, "grafana-task").inputs["volumes"]

@@ -85,6 +85,7 @@ BAD_INPUTS = [
     ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
     ("metricsBackend", "amp", "needs target aws"),
     ("metricsBackend", "mimir", "allowed: prometheus, amp"),
+    ("grafanaDatabaseUrl", "postgres://grafana:pw@db.example.internal:5432/grafana", "stored in plain text; set it with `pulumi config set --secret grafanaDatabaseUrl"),
     ("alertEmailAddresses", '["oncall"]', "'oncall' is not an e-mail address"),
     ("alertEmailAddresses", '"oncall@example.com"', "not a list of strings"),
     ("alertEmailAddresses", '["oncall@example.com"]', "e-mail needs a mail server: set smtpHost and smtpFromAddress"),
@@ -146,6 +147,14 @@ def test_aws_target_demands_what_a_user_must_supply_before_any_resource(key, val
     run = run_program("prod", {key: value})
     assert isinstance(run.error, pulumi.RunError), run.error
     assert message in str(run.error)
+    assert run.resources == []
+
+
+def test_grafana_database_url_must_name_postgres_or_mysql_and_is_never_echoed():
+    run = run_program("dev", {"grafanaDatabaseUrl": "sqlite:///var/lib/grafana/hunter2.db"}, secret_keys=("grafanaDatabaseUrl",))
+    assert isinstance(run.error, pulumi.RunError)
+    assert "grafanaDatabaseUrl: is not valid (value not shown); allowed: postgres://" in str(run.error)
+    assert "hunter2" not in str(run.error)
     assert run.resources == []
 
 
