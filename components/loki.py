@@ -40,8 +40,9 @@ def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) 
         }
     else:
         object_store = "s3"
-        # No keys: the S3 client finds the task's role credentials.
-        storage = {"s3": {"bucketnames": store.bucket, "region": store.region, "endpoint": store.endpoint}}
+        # No keys and no endpoint (derived from the region): the S3 client finds the task role's
+        # credentials, as Loki's documented IAM-role setup does.
+        storage = {"s3": {"bucketnames": store.bucket, "region": store.region}}
     return {
         "auth_enabled": False,
         "server": {"http_listen_port": HTTP.container_port, "grpc_listen_port": GRPC.container_port},

@@ -245,7 +245,7 @@ def test_tempo_and_loki_keep_their_data_in_their_own_bucket(prod, settings):
     loki_config = _written_config(defined["loki"])
     assert loki_config["schema_config"]["configs"][0]["object_store"] == "s3"
     assert loki_config["compactor"]["delete_request_store"] == "s3"
-    assert set(loki_config["common"]["storage"]) == {"s3"}
+    assert loki_config["common"]["storage"] == {"s3": {"bucketnames": buckets["loki"].inputs["bucketPrefix"] + "20261125000000000000000001", "region": MOCK_REGION}}
 
 
 def test_buckets_are_encrypted_blocked_lifecycled_and_tls_only(prod, settings):
