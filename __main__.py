@@ -18,9 +18,13 @@ if settings.target == "docker":
 
     platform = DockerPlatform(settings)
 else:
-    raise pulumi.RunError(
-        f"target: {settings.target!r} has no platform in this release yet; allowed today: docker"
-    )
+    # Imported only here: pulumi_aws costs seconds of import time the docker target never needs.
+    from components.aws_platform import AwsPlatform
+
+    platform = AwsPlatform(settings)
 
 for name, value in build_stack(settings, platform, alert_groups).items():
     pulumi.export(name, value)
+if settings.target == "aws":
+    # Where domainName must point when the stack manages no DNS record.
+    pulumi.export("loadBalancerDnsName", platform.load_balancer.dns_name)

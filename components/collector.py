@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
+import pulumi_random as random
 
 from components import loki, prometheus, tempo
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, Platform, Port, RunningService, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    MetricsStore,
+    Platform,
+    Port,
+    PublicRoute,
+    RunningService,
+    SecretValue,
+    ServiceSpec,
+    render_when_known,
+)
 from components.yamltext import to_yaml
 
 NAME = "collector"
@@ -17,6 +29,11 @@ OTLP_HTTP = Port("otlp-http", 4318)
 HEALTH = Port("health", 13133)
 METRICS = Port("metrics", 8888)
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
+# Environment variable the platform fills with the ingest token (otlpRequireToken).
+BEARER_TOKEN_ENV = "OTLP_BEARER_TOKEN"
+# OTLP/HTTP paths and the gRPC services' path prefix, as a shared HTTPS entry point routes them.
+OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
+OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
 # The exporters' sending queues live here, so telemetry waiting for a store that is down survives
 # a collector restart. The image runs as 10001 and has no directory of its own for it.
 QUEUE_DIR = "/var/lib/otelcol/file_storage"
@@ -83,12 +100,15 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
-    """The collector config for one stack. hosts maps service name -> address on the service network."""
+def render_collector_config(
+    settings: Settings, hosts: dict[str, str], metrics: Optional[MetricsStore] = None
+) -> dict[str, Any]:
+    """The collector config for one stack. hosts maps service name -> address on the service network;
+    metrics, when the platform made one, is the managed store metrics go to instead of Prometheus."""
     tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
     loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
     prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
-    return {
+    config = {
         "extensions": {
             "health_check": {"endpoint": f"0.0.0.0:{HEALTH.container_port}"},
             QUEUE_STORAGE: {
@@ -200,6 +220,28 @@ def render_collector_config(settings: Settings, hosts: dict[str, str]) -> dict[s
             },
         },
     }
+    if settings.otlp_require_token:
+        _require_bearer_token(config)
+    if metrics is not None:
+        _write_metrics_with_sigv4(config, metrics)
+    return config
+
+
+def _write_metrics_with_sigv4(config: dict[str, Any], metrics: MetricsStore) -> None:
+    """Remote write to the managed store, signed with the task role's credentials."""
+    config["extensions"]["sigv4auth"] = {"region": metrics.region, "service": "aps"}
+    exporter = config["exporters"]["prometheus_remote_write"]
+    exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
+    config["service"]["extensions"].append("sigv4auth")
+
+
+def _require_bearer_token(config: dict[str, Any]) -> None:
+    """Both OTLP protocols reject requests without `Authorization: Bearer <token>`; the token
+    itself comes from the environment, so the config holds no secret."""
+    config["extensions"]["bearertokenauth"] = {"token": f"${{env:{BEARER_TOKEN_ENV}}}"}
+    for protocol in config["receivers"]["otlp"]["protocols"].values():
+        protocol["auth"] = {"authenticator": "bearertokenauth"}
+    config["service"]["extensions"].append("bearertokenauth")
 
 
 class Collector(pulumi.ComponentResource):
@@ -209,24 +251,43 @@ class Collector(pulumi.ComponentResource):
         platform: Platform,
         hosts: dict[str, str],
         depends_on: tuple[RunningService, ...] = (),
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Collector", NAME, None, opts)
-        self.config_yaml = to_yaml(render_collector_config(settings, hosts))
+        self.config_yaml = render_when_known(lambda m: to_yaml(render_collector_config(settings, hosts, m)), metrics_store)
         ports = settings.host_ports
+        self.bearer_token: pulumi.Output[str] | None = None
+        secrets: tuple[SecretValue, ...] = ()
+        if settings.otlp_require_token:
+            token = random.RandomPassword("otlp-bearer-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self))
+            self.bearer_token = pulumi.Output.secret(token.result)
+            secrets = (SecretValue(BEARER_TOKEN_ENV, self.bearer_token),)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
             command=(f"--config={CONFIG_PATH}",),
             ports=(
-                Port(OTLP_GRPC.name, OTLP_GRPC.container_port, host_port=ports.otlp_grpc),
-                Port(OTLP_HTTP.name, OTLP_HTTP.container_port, host_port=ports.otlp_http),
+                Port(
+                    OTLP_GRPC.name,
+                    OTLP_GRPC.container_port,
+                    host_port=ports.otlp_grpc,
+                    public=PublicRoute(paths=OTLP_GRPC_PATHS, grpc=True),
+                ),
+                Port(
+                    OTLP_HTTP.name,
+                    OTLP_HTTP.container_port,
+                    host_port=ports.otlp_http,
+                    public=PublicRoute(paths=OTLP_HTTP_PATHS, health_port=HEALTH.container_port),
+                ),
                 Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
                 METRICS,
             ),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
+            secrets=secrets,
+            stateless=True,
             volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
             # FROM scratch: no shell, nothing to run a health check with. Checked from outside
             # on the health port instead.

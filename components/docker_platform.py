@@ -33,6 +33,14 @@ class DockerPlatform(pulumi.ComponentResource):
         host = "localhost" if self._settings.host_address in ("127.0.0.1", "0.0.0.0") else self._settings.host_address
         return f"http://{host}:{port.host_port}"
 
+    def object_store(self, service: str, retention_hours: int, parent: pulumi.Resource) -> None:
+        """Local volumes hold every store's data on Docker."""
+        return None
+
+    def metrics_store(self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int) -> None:
+        """Metrics stay in the Prometheus container."""
+        return None
+
     def _hand_over(self, spec: ServiceSpec, volumes: list[docker.Volume], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         """One-shot root containers that give each owned volume to the user the service runs as."""
         setups: list[pulumi.Resource] = []

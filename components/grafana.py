@@ -6,14 +6,17 @@ import pulumi
 import pulumi_random as random
 
 from components.settings import Settings
-from components.spec import DataVolume, HealthCheck, Platform, Port, SecretValue, ServiceSpec
+from components.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute, SecretValue, ServiceSpec
 
 NAME = "grafana"
 HTTP = Port("http", 3000)
+# The image runs as grafana (472) in group root (0) and owns /var/lib/grafana that way.
+UID, GID = 472, 0
 
 
-def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
-    """Grafana settings as GF_<SECTION>_<KEY> variables."""
+def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> dict[str, str]:
+    """Grafana settings as GF_<SECTION>_<KEY> variables. sigv4_auth lets data sources sign their
+    requests with the AWS credentials Grafana runs with (a managed metrics store)."""
     role = settings.grafana_anonymous_role
     return {
         "GF_SECURITY_ADMIN_USER": settings.grafana_admin_user,
@@ -28,7 +31,18 @@ def grafana_env(settings: Settings, root_url: str) -> dict[str, str]:
         "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
         **smtp_env(settings),
+        **({"GF_AUTH_SIGV4_AUTH_ENABLED": "true"} if sigv4_auth else {}),
+        **database_env(settings),
     }
+
+
+def database_env(settings: Settings) -> dict[str, str]:
+    """An external database (its URL, with the password, is handed over as a secret) is reached
+    over TLS; Grafana's default for Postgres is no TLS at all."""
+    if settings.grafana_database_url is None:
+        return {}
+    scheme = settings.grafana_database_url.value.split("://", 1)[0]
+    return {"GF_DATABASE_SSL_MODE": "require" if scheme == "postgres" else "true"}
 
 
 def smtp_env(settings: Settings) -> dict[str, str]:
@@ -53,6 +67,7 @@ class Grafana(pulumi.ComponentResource):
         settings: Settings,
         platform: Platform,
         depends_on: tuple = (),
+        sigv4_auth: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Grafana", NAME, None, opts)
@@ -65,14 +80,19 @@ class Grafana(pulumi.ComponentResource):
         # The provider marks `result` secret; wrapping it again keeps that true whatever reads it.
         self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         self.admin_user = settings.grafana_admin_user
-        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.grafana)
+        http = Port(
+            HTTP.name,
+            HTTP.container_port,
+            host_port=settings.host_ports.grafana,
+            public=PublicRoute(health_path="/api/health"),
+        )
         self.root_url = platform.external_url(http) + "/"
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
             ports=(http,),
-            env=grafana_env(settings, self.root_url),
+            env=grafana_env(settings, self.root_url, sigv4_auth),
             # The password applies only when Grafana creates its database (first start).
             secrets=(
                 SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),
@@ -81,8 +101,20 @@ class Grafana(pulumi.ComponentResource):
                     if settings.smtp and settings.smtp.password
                     else ()
                 ),
+                *(
+                    (SecretValue("GF_DATABASE_URL", settings.grafana_database_url.output(), file_env="GF_DATABASE_URL__FILE"),)
+                    if settings.grafana_database_url
+                    else ()
+                ),
             ),
-            volumes=(DataVolume("data", "/var/lib/grafana"),),
+            # SQLite, one writer (journal mode, not WAL): safe on a network file system. The owner is
+            # the image's own (grafana:root), so a platform creating the volume hands it over.
+            # With an external database the volume holds only caches and plugins: task storage will do.
+            volumes=(
+                DataVolume(
+                    "data", "/var/lib/grafana", owner=f"{UID}:{GID}", shared_filesystem=settings.grafana_database_url is None
+                ),
+            ),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 import pulumiverse_grafana as grafana
@@ -27,9 +27,17 @@ class DataSourceDefinition:
     is_default: bool = False
 
 
-def datasource_definitions(prometheus_url: str, tempo_url: str, loki_url: str) -> list[DataSourceDefinition]:
+def datasource_definitions(
+    prometheus_url: pulumi.Input[str], tempo_url: str, loki_url: str, prometheus_sigv4_region: Optional[str] = None
+) -> list[DataSourceDefinition]:
     """URLs are the internal addresses Grafana's server reaches; uids are fixed so dashboards and
-    correlations can name them."""
+    correlations can name them. prometheus_sigv4_region: the metrics store is a managed one that
+    Grafana queries signed with its own AWS credentials."""
+    sigv4 = (
+        {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": prometheus_sigv4_region}
+        if prometheus_sigv4_region
+        else {}
+    )
     return [
         DataSourceDefinition(
             uid=PROMETHEUS_UID,
@@ -46,6 +54,7 @@ def datasource_definitions(prometheus_url: str, tempo_url: str, loki_url: str) -
                     {"name": "traceID", "datasourceUid": TEMPO_UID},
                     {"name": "trace_id", "datasourceUid": TEMPO_UID},
                 ],
+                **sigv4,
             },
         ),
         DataSourceDefinition(

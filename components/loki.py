@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthCheck,
+    ObjectStore,
+    Platform,
+    Port,
+    RunningService,
+    ServiceSpec,
+    render_when_known,
+)
 from components.yamltext import to_yaml
 
 NAME = "loki"
@@ -19,18 +29,27 @@ CONFIG_PATH = "/etc/loki/loki.yaml"
 SCHEMA_FROM = "2024-04-01"
 
 
-def render_loki_config(settings: Settings) -> dict[str, Any]:
-    """Loki 3 single binary on the filesystem: tsdb index, schema v13 (structured metadata,
-    where OTLP trace_id lands), retention enforced by the compactor."""
+def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) -> dict[str, Any]:
+    """Loki 3 single binary: tsdb index, schema v13 (structured metadata, where OTLP trace_id
+    lands), retention enforced by the compactor. Chunks and index go to the object store when the
+    platform gives one, else to the local volume."""
+    if store is None:
+        object_store = "filesystem"
+        storage: dict[str, Any] = {
+            "filesystem": {"chunks_directory": f"{DATA_DIR}/chunks", "rules_directory": f"{DATA_DIR}/rules"}
+        }
+    else:
+        object_store = "s3"
+        # No keys and no endpoint (derived from the region): the S3 client finds the task role's
+        # credentials, as Loki's documented IAM-role setup does.
+        storage = {"s3": {"bucketnames": store.bucket, "region": store.region}}
     return {
         "auth_enabled": False,
         "server": {"http_listen_port": HTTP.container_port, "grpc_listen_port": GRPC.container_port},
         "common": {
             "instance_addr": "127.0.0.1",
             "path_prefix": DATA_DIR,
-            "storage": {
-                "filesystem": {"chunks_directory": f"{DATA_DIR}/chunks", "rules_directory": f"{DATA_DIR}/rules"}
-            },
+            "storage": storage,
             "replication_factor": 1,
             "ring": {"kvstore": {"store": "inmemory"}},
         },
@@ -39,7 +58,7 @@ def render_loki_config(settings: Settings) -> dict[str, Any]:
                 {
                     "from": SCHEMA_FROM,
                     "store": "tsdb",
-                    "object_store": "filesystem",
+                    "object_store": object_store,
                     "schema": "v13",
                     "index": {"prefix": "index_", "period": "24h"},
                 }
@@ -54,7 +73,7 @@ def render_loki_config(settings: Settings) -> dict[str, Any]:
         "compactor": {
             "working_directory": f"{DATA_DIR}/compactor",
             "retention_enabled": True,
-            "delete_request_store": "filesystem",
+            "delete_request_store": object_store,
         },
         "pattern_ingester": {"enabled": True},
         "analytics": {"reporting_enabled": False},
@@ -70,7 +89,8 @@ class Loki(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Loki", NAME, None, opts)
-        self.config_yaml = to_yaml(render_loki_config(settings))
+        store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
+        self.config_yaml = render_when_known(lambda s: to_yaml(render_loki_config(settings, s)), store)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthCheck,
+    MetricsStore,
+    Platform,
+    Port,
+    RunningService,
+    ServiceSpec,
+    render_when_known,
+)
 from components.yamltext import to_yaml
 
 NAME = "prometheus"
@@ -16,7 +26,10 @@ DATA_DIR = "/prometheus"
 CONFIG_PATH = "/etc/prometheus/prometheus.yml"
 
 
-def prometheus_args() -> tuple[str, ...]:
+def prometheus_args(agent: bool = False) -> tuple[str, ...]:
+    if agent:
+        # Scrape and forward only: a small WAL, no TSDB, no queries.
+        return (f"--config.file={CONFIG_PATH}", "--agent", f"--storage.agent.path={DATA_DIR}")
     # Replacing the image's CMD drops its --config.file and --storage.tsdb.path: repeat both.
     return (
         f"--config.file={CONFIG_PATH}",
@@ -27,9 +40,12 @@ def prometheus_args() -> tuple[str, ...]:
     )
 
 
-def render_prometheus_config(settings: Settings, scrape_targets: dict[str, str]) -> dict[str, Any]:
-    """scrape_targets: job name -> host:port of a component's own metrics endpoint."""
-    return {
+def render_prometheus_config(
+    settings: Settings, scrape_targets: dict[str, str], metrics: Optional[MetricsStore] = None
+) -> dict[str, Any]:
+    """scrape_targets: job name -> host:port of a component's own metrics endpoint. With a managed
+    metrics store, Prometheus runs as an agent that forwards what it scrapes there."""
+    config: dict[str, Any] = {
         "global": {
             "scrape_interval": "15s",
             "evaluation_interval": "15s",
@@ -47,6 +63,11 @@ def render_prometheus_config(settings: Settings, scrape_targets: dict[str, str])
             for job, target in sorted(scrape_targets.items())
         ],
     }
+    if metrics is not None:
+        # The store keeps the data (and its retention); SigV4 with the task role's credentials.
+        del config["storage"]
+        config["remote_write"] = [{"url": metrics.remote_write_url, "sigv4": {"region": metrics.region}}]
+    return config
 
 
 class Prometheus(pulumi.ComponentResource):
@@ -55,21 +76,25 @@ class Prometheus(pulumi.ComponentResource):
         settings: Settings,
         platform: Platform,
         scrape_targets: dict[str, str],
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Prometheus", NAME, None, opts)
-        self.config_yaml = to_yaml(render_prometheus_config(settings, scrape_targets))
+        self.config_yaml = render_when_known(
+            lambda m: to_yaml(render_prometheus_config(settings, scrape_targets, m)), metrics_store
+        )
         http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
-            command=prometheus_args(),
+            command=prometheus_args(agent=metrics_store is not None),
             ports=(http,),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             volumes=(DataVolume("data", DATA_DIR),),
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),
         )
         self.service = platform.run(spec, parent=self)
-        self.url = self.service.external_urls[HTTP.name]
+        # Internal-only where the platform publishes no host ports (aws): reach it through Grafana.
+        self.url = self.service.external_urls.get(HTTP.name)
         self.register_outputs({"url": self.url})

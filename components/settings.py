@@ -16,6 +16,21 @@ from typing import Optional
 TARGETS = ("docker", "aws")
 ANONYMOUS_ROLES = ("none", "Viewer", "Editor")
 SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# Where metrics are kept: the self-hosted Prometheus, or Amazon Managed Service for Prometheus.
+METRICS_BACKENDS = ("prometheus", "amp")
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# Fargate task sizes: CPU units -> allowed memory in MiB.
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -28,6 +43,13 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9*.-]+(:([0-9]{1,5}|\*))?$")
 _GRAFANA_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]{36}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
+_DATABASE_URL = re.compile(r"^(postgres|mysql)://[^\s:@/]+:[^\s@]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9_-]+$")
 _EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 # PagerDuty Events API v2 integration keys are 32 characters.
@@ -74,6 +96,33 @@ class HostPorts:
     otlp_http: int
     collector_health: int
     prometheus: int
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Only for the aws target: where and how big, and what a user must supply."""
+
+    region: str
+    # None: the stack creates its own VPC.
+    vpc_id: Optional[str]
+    public_subnet_ids: tuple[str, ...]
+    private_subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+    availability_zones: int
+    nat_gateways: int
+    ingress_cidrs: tuple[str, ...]
+    certificate_arn: str
+    domain_name: str
+    # Route 53 zone that gets an alias record for domain_name; None: the user points DNS.
+    hosted_zone_id: Optional[str]
+    cpu: Mapping[str, int]
+    collector_min_tasks: int
+    collector_max_tasks: int
+    log_retention_days: int
+    retain_data: bool
+    cpu_architecture: str
+    # "amp": metrics in Amazon Managed Service for Prometheus; Prometheus only scrapes (agent mode).
+    metrics_backend: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +188,11 @@ class Settings:
     host_ports: HostPorts
     alert_contacts: AlertContacts = AlertContacts()
     smtp: Optional[SmtpSettings] = None
+    # The collector's OTLP receivers demand a bearer token (always on the aws target: public ingest).
+    otlp_require_token: bool = False
+    aws: Optional[AwsSettings] = None
+    # Grafana's database elsewhere (postgres:// or mysql://, with its password); None: SQLite.
+    grafana_database_url: Optional[Secret] = None
 
     def image(self, service: str) -> str:
         return self.services[service].image
@@ -153,15 +207,20 @@ class Settings:
 
 
 # Keys whose values are credentials: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword")
+SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword", "grafanaDatabaseUrl")
 
 
 def load_settings(
-    get: Callable[[str], Optional[str]], project: str, stack: str, secret_keys: Collection[str] = ()
+    get: Callable[[str], Optional[str]],
+    project: str,
+    stack: str,
+    secret_keys: Collection[str] = (),
+    aws_region: Optional[str] = None,
 ) -> Settings:
     """Build Settings from a getter of raw config strings (pulumi.Config.get or a dict's get).
 
     secret_keys: the keys the stack stores encrypted; a credential stored in plain text is refused.
+    aws_region: the AWS provider's own `aws:region` setting.
     """
     reader = _Reader(get, secret_keys)
     target = reader.choice("target", TARGETS)
@@ -195,8 +254,16 @@ def load_settings(
         {"grafanaPort": ports.grafana, "otlpGrpcPort": ports.otlp_grpc, "otlpHttpPort": ports.otlp_http,
          "collectorHealthPort": ports.collector_health, "prometheusPort": ports.prometheus}
     )
-    if target == "aws" and role not in (None, "none"):
-        reader.problem("grafanaAnonymousRole", f"is {role!r}; the aws target serves Grafana publicly, so it must be 'none'")
+    require_token = reader.boolean("otlpRequireToken")
+    aws_settings = _aws_settings(reader, services, aws_region)
+    if target == "aws":
+        if role not in (None, "none"):
+            reader.problem("grafanaAnonymousRole", f"is {role!r}; the aws target serves Grafana publicly, so it must be 'none'")
+        if not require_token:
+            reader.problem("otlpRequireToken", "is false; the aws target takes OTLP from the internet, so it must be true")
+        aws_settings.check_required()
+    elif aws_settings.value.metrics_backend == "amp":
+        reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
     contacts = AlertContacts(
         email_addresses=reader.emails("alertEmailAddresses"),
         slack_webhook_url=reader.secret(
@@ -207,6 +274,9 @@ def load_settings(
         ),
     )
     smtp = _read_smtp(reader)
+    database_url = reader.secret(
+        "grafanaDatabaseUrl", _DATABASE_URL, "postgres://user:password@host:port/database or mysql://user:password@host:port/database"
+    )
     if contacts.email_addresses and smtp is None:
         reader.problem("alertEmailAddresses", "e-mail needs a mail server: set smtpHost and smtpFromAddress too")
     reader.raise_if_invalid()
@@ -229,6 +299,96 @@ def load_settings(
         host_ports=ports,
         alert_contacts=contacts,
         smtp=smtp,
+        otlp_require_token=require_token,
+        aws=aws_settings.value if target == "aws" else None,
+        grafana_database_url=database_url,
+    )
+
+
+class _AwsReading:
+    """aws-only keys are always read (so a typo fails on any target); what a user must supply
+    is demanded only when the target is aws."""
+
+    def __init__(self, reader: "_Reader", value: AwsSettings, services: Mapping[str, ServiceSettings]):
+        self._reader = reader
+        self.value = value
+        self._services = services
+
+    def check_required(self) -> None:
+        problem, v = self._reader.problem, self.value
+        if not v.region:
+            problem("aws:region", "is missing; set the AWS provider's region, e.g. `pulumi config set aws:region eu-west-1`")
+        if not v.certificate_arn:
+            problem("certificateArn", "is missing; the aws target serves HTTPS only: give the ARN of an issued ACM certificate for domainName in the stack's region")
+        if not v.domain_name:
+            problem("domainName", "is missing; the aws target needs the DNS name people and SDKs use, e.g. observability.example.com")
+        if not v.ingress_cidrs:
+            problem("ingressCidrs", "is empty; list the networks allowed to reach the load balancer, e.g. [203.0.113.0/24] (0.0.0.0/0 for the internet)")
+        if v.vpc_id:
+            for key, ids in (("publicSubnetIds", v.public_subnet_ids), ("privateSubnetIds", v.private_subnet_ids)):
+                if len(ids) < 2:
+                    problem(key, f"has {len(ids)} subnet(s); with vpcId set, give at least 2, in different availability zones")
+        elif v.public_subnet_ids or v.private_subnet_ids:
+            problem("vpcId", "is empty but subnets are given; set vpcId to use an existing VPC, or clear publicSubnetIds and privateSubnetIds to create one")
+        for name, units in v.cpu.items():
+            memory = self._services[name].memory_mb
+            if units not in FARGATE_MEMORY:
+                problem(f"{name}Cpu", f"{units} is not a Fargate size; allowed: {', '.join(map(str, FARGATE_MEMORY))}")
+                continue
+            allowed = FARGATE_MEMORY[units]
+            if memory not in allowed:
+                sizes = f"{allowed[0]} to {allowed[-1]} in steps of {allowed[1] - allowed[0]}" if len(allowed) > 3 else ", ".join(map(str, allowed))
+                problem(f"{name}MemoryMb", f"{memory} does not fit a Fargate task with {name}Cpu {units}; allowed: {sizes}")
+
+
+def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], region: Optional[str]) -> _AwsReading:
+    if region and not _REGION.match(region):
+        reader.problem("aws:region", f"{region!r} is not an AWS region; allowed: e.g. eu-west-1, us-east-2")
+    vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
+    public = reader.id_list("publicSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
+    private = reader.id_list("privateSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
+    vpc_cidr = reader.network("vpcCidr", min_prefix=16, max_prefix=22)
+    zones = reader.integer("availabilityZones", minimum=2, maximum=6)
+    nat = reader.integer("natGateways", minimum=1, maximum=6)
+    if nat > zones:
+        reader.problem("natGateways", f"{nat} is more than availabilityZones ({zones}); allowed: 1 (cheapest) to one per zone")
+    cidrs = reader.cidr_list("ingressCidrs")
+    certificate = reader.optional_pattern("certificateArn", _CERTIFICATE_ARN, "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>")
+    if certificate and region and certificate.split(":")[3] != region:
+        reader.problem("certificateArn", f"is in {certificate.split(':')[3]}, the stack in {region}; the load balancer needs a certificate in its own region")
+    domain = reader.optional_pattern("domainName", _DOMAIN, "a lowercase DNS name such as observability.example.com")
+    zone = reader.optional_pattern("hostedZoneId", _HOSTED_ZONE_ID, "a Route 53 hosted zone id (Z...), or empty to manage DNS yourself")
+    cpu = {name: reader.integer(f"{name}Cpu", minimum=256, maximum=16384) for name in SERVICES}
+    minimum = reader.integer("collectorMinTasks", minimum=1, maximum=100)
+    maximum = reader.integer("collectorMaxTasks", minimum=1, maximum=100)
+    if maximum < minimum:
+        reader.problem("collectorMaxTasks", f"{maximum} is below collectorMinTasks ({minimum})")
+    retention = reader.integer("logRetentionDays", minimum=1, maximum=3653)
+    if retention not in LOG_RETENTION_DAYS:
+        reader.problem("logRetentionDays", f"{retention} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return _AwsReading(
+        reader,
+        AwsSettings(
+            region=region or "",
+            vpc_id=vpc_id or None,
+            public_subnet_ids=public,
+            private_subnet_ids=private,
+            vpc_cidr=vpc_cidr,
+            availability_zones=zones,
+            nat_gateways=nat,
+            ingress_cidrs=cidrs,
+            certificate_arn=certificate,
+            domain_name=domain,
+            hosted_zone_id=zone or None,
+            cpu=cpu,
+            collector_min_tasks=minimum,
+            collector_max_tasks=maximum,
+            log_retention_days=retention,
+            retain_data=reader.boolean("retainData"),
+            cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
+            metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
+        ),
+        services,
     )
 
 
@@ -332,6 +492,63 @@ class _Reader:
             self.problem(key, f"{value!r} is not an IPv4 address; use 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)")
         return value
 
+    def optional_pattern(self, key: str, regex: re.Pattern[str], allowed: str) -> str:
+        """Empty is allowed (the default); anything else must match."""
+        value = self._get(key) or ""
+        if value and not regex.match(value):
+            self.problem(key, f"{value!r} is not valid; allowed: {allowed}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return False
+        if value not in ("true", "false"):
+            self.problem(key, f"{value!r} is not allowed; allowed: true, false")
+        return value == "true"
+
+    def string_list(self, key: str, example: str) -> Optional[list[str]]:
+        value = self._get(key)
+        if value is None or value == "":
+            return []
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+            self.problem(key, f"{value!r} is not a list of strings; allowed: a YAML list such as [{example}]")
+            return None
+        return parsed
+
+    def id_list(self, key: str, regex: re.Pattern[str], allowed: str) -> tuple[str, ...]:
+        items = self.string_list(key, "subnet-0123456789abcdef0") or []
+        for item in items:
+            if not regex.match(item):
+                self.problem(key, f"{item!r} is not valid; allowed: {allowed}")
+        return tuple(items)
+
+    def cidr_list(self, key: str) -> tuple[str, ...]:
+        items = self.string_list(key, "203.0.113.0/24") or []
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError:
+                self.problem(key, f"{item!r} is not a network; allowed: CIDR blocks such as 203.0.113.0/24 or 2001:db8::/32")
+        return tuple(items)
+
+    def network(self, key: str, min_prefix: int, max_prefix: int) -> str:
+        value = self.raw(key)
+        if value is None:
+            return ""
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError:
+            self.problem(key, f"{value!r} is not an IPv4 network; allowed: a CIDR block such as 10.40.0.0/16")
+            return value
+        if not min_prefix <= network.prefixlen <= max_prefix:
+            self.problem(key, f"{value!r} has a /{network.prefixlen} prefix; allowed: /{min_prefix} to /{max_prefix}")
+        return value
+
     def integer(self, key: str, minimum: int, maximum: int) -> int:
         value = self.raw(key)
         if value is None:
@@ -423,4 +640,6 @@ def load_from_pulumi() -> Settings:
 
     config = pulumi.Config()
     secret_keys = [key for key in SECRET_KEYS if is_config_secret(config.full_key(key))]
-    return load_settings(config.get, pulumi.get_project(), pulumi.get_stack(), secret_keys)
+    return load_settings(
+        config.get, pulumi.get_project(), pulumi.get_stack(), secret_keys, aws_region=pulumi.Config("aws").get("region")
+    )

@@ -1,16 +1,33 @@
 """What a service runs, independent of where it runs.
 
-Each component describes itself as a ServiceSpec; a platform (Docker today) turns the spec into
+Each component describes itself as a ServiceSpec; a platform (Docker or AWS) turns the spec into
 resources and hands back a RunningService with the addresses others need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol, TypeVar
 
 import pulumi
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PublicRoute:
+    """How a platform with one public HTTPS entry point (a load balancer) serves a port.
+    Platforms that publish host ports (docker) use Port.host_port instead."""
+
+    # Path patterns this port answers; empty: every request no other route takes.
+    paths: tuple[str, ...] = ()
+    # gRPC (HTTP/2 end to end) rather than HTTP/1.1.
+    grpc: bool = False
+    # Where the entry point checks that an instance may take traffic.
+    health_path: str = "/"
+    # The service's port that answers health_path, when it is not this one.
+    health_port: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -19,12 +36,15 @@ class Port:
     container_port: int
     # Published on the host (docker) when set; internal-only otherwise.
     host_port: Optional[int] = None
+    # Served through the public entry point (aws) when set; internal-only otherwise.
+    public: Optional[PublicRoute] = None
 
 
 @dataclass(frozen=True)
 class ConfigFile:
     path: str
-    content: str
+    # A string, or an Output when it names something the platform creates (a bucket).
+    content: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,37 @@ class DataVolume:
     # "uid:gid" that must be able to write it, for images that bring no directory of their own
     # (a fresh volume is root's); platforms hand it over before the service starts.
     owner: Optional[str] = None
+    # The program is safe on a network file system (one writer, no mmap-heavy database), so a
+    # platform whose instances move between hosts may keep the volume there to outlive them.
+    # False: local disk only (a TSDB on NFS corrupts); such data lasts as long as the instance.
+    shared_filesystem: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """An S3 bucket a platform created for one service, which only that service may use."""
+
+    bucket: str
+    region: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class MetricsStore:
+    """A managed Prometheus-compatible store a platform created: remote write in, PromQL out,
+    both signed with AWS SigV4 by the caller's own role."""
+
+    remote_write_url: str
+    query_url: str
+    region: str
+
+
+def render_when_known(render: Callable[..., T], *inputs: Optional[pulumi.Output[Any]]) -> pulumi.Input[T]:
+    """Render now when the platform created nothing to name (local volumes, local Prometheus),
+    else once the names of what it created (bucket, workspace) are known."""
+    if all(i is None for i in inputs):
+        return render(*inputs)
+    return pulumi.Output.all(*inputs).apply(lambda values: render(*values))
 
 
 @dataclass(frozen=True)
@@ -69,6 +120,9 @@ class ServiceSpec:
     secrets: tuple[SecretValue, ...] = ()
     volumes: tuple[DataVolume, ...] = ()
     health: Optional[HealthCheck] = None
+    # Instances are interchangeable: a platform may run several and overlap them in deployments.
+    # False: exactly one instance at any time (local state, single-writer data).
+    stateless: bool = False
 
     def port(self, name: str) -> Port:
         return next(p for p in self.ports if p.name == name)
@@ -93,6 +147,19 @@ class Platform(Protocol):
     def internal_host(self, service: str) -> str: ...
 
     def external_url(self, port: Port) -> str: ...
+
+    def object_store(
+        self, service: str, retention_hours: int, parent: pulumi.Resource
+    ) -> Optional[pulumi.Output[ObjectStore]]:
+        """A bucket for the service's data, or None where it keeps data on its volumes."""
+        ...
+
+    def metrics_store(
+        self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int
+    ) -> Optional[pulumi.Output[MetricsStore]]:
+        """A managed metrics store the writers remote-write to and the readers query, or None
+        where metrics stay in the self-hosted Prometheus."""
+        ...
 
     def run(
         self,

@@ -34,19 +34,26 @@ def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
     """Create every service, Grafana's content and alerting; return the stack outputs."""
     hosts = {name: platform.internal_host(name) for name in SERVICES}
-    metrics = Prometheus(settings, platform, scrape_targets(hosts))
-    traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,))
+    # A managed metrics store, where the platform makes one: Prometheus then only scrapes.
+    managed = platform.metrics_store(
+        writers=(collector.NAME, tempo.NAME, prometheus.NAME),
+        readers=(grafana.NAME,),
+        retention_hours=settings.prometheus_retention.hours,
+    )
+    metrics = Prometheus(settings, platform, scrape_targets(hosts), metrics_store=managed)
+    traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,), metrics_store=managed)
     logs = Loki(settings, platform)
     stores = (metrics.service, traces.service, logs.service)
-    ingest = Collector(settings, platform, hosts, depends_on=stores)
-    ui = Grafana(settings, platform, depends_on=stores)
+    ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
+    ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
     content = GrafanaContent(
         url=ui.url,
         auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password),
         datasources=datasource_definitions(
-            prometheus_url=metrics.service.internal_url(prometheus.HTTP),
+            prometheus_url=managed.query_url if managed is not None else metrics.service.internal_url(prometheus.HTTP),
             tempo_url=traces.service.internal_url(tempo.HTTP),
             loki_url=logs.service.internal_url(loki.HTTP),
+            prometheus_sigv4_region=settings.aws.region if managed is not None and settings.aws else None,
         ),
         folders=load_folders(),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
@@ -57,14 +64,20 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         contacts=settings.alert_contacts,
         depends_on=list(content.datasources.values()),
     )
-    return {
+    outputs: dict[str, Any] = {
         "grafanaUrl": ui.url,
         "grafanaAdminUser": ui.admin_user,
         "grafanaAdminPassword": ui.admin_password,
         "otlpGrpcEndpoint": ingest.otlp_grpc_endpoint,
         "otlpHttpEndpoint": ingest.otlp_http_endpoint,
-        "prometheusUrl": metrics.url,
         # Which channels each severity reaches ({} when none is configured), and that in words.
         "alertRouting": {severity: list(channels) for severity, channels in alerting.routes.items()},
         "alertNotifications": alerting.summary,
     }
+    if metrics.url is not None:
+        outputs["prometheusUrl"] = metrics.url
+    if managed is not None:
+        outputs["metricsQueryUrl"] = managed.query_url
+    if ingest.bearer_token is not None:
+        outputs["otlpBearerToken"] = ingest.bearer_token
+    return outputs

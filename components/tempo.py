@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 
 from components import prometheus
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.spec import (
+    ConfigFile,
+    DataVolume,
+    HealthCheck,
+    MetricsStore,
+    ObjectStore,
+    Platform,
+    Port,
+    RunningService,
+    ServiceSpec,
+    render_when_known,
+)
 from components.yamltext import to_yaml
 
 NAME = "tempo"
@@ -20,9 +31,30 @@ DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
 
 
-def render_tempo_config(settings: Settings, hosts: dict[str, str]) -> dict[str, Any]:
+def _trace_storage(store: Optional[ObjectStore]) -> dict[str, Any]:
+    wal = {"path": f"{DATA_DIR}/wal"}
+    if store is None:
+        return {"backend": "local", "wal": wal, "local": {"path": f"{DATA_DIR}/blocks"}}
+    # No keys: the S3 client finds the task's role credentials.
+    return {"backend": "s3", "wal": wal, "s3": {"bucket": store.bucket, "endpoint": store.endpoint, "region": store.region}}
+
+
+def _remote_write(hosts: dict[str, str], metrics: Optional[MetricsStore]) -> dict[str, Any]:
+    if metrics is None:
+        return {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
+    # Signed with the task role's credentials (Prometheus's remote-write sigv4 client).
+    return {"url": metrics.remote_write_url, "sigv4": {"region": metrics.region}}
+
+
+def render_tempo_config(
+    settings: Settings,
+    hosts: dict[str, str],
+    store: Optional[ObjectStore] = None,
+    metrics: Optional[MetricsStore] = None,
+) -> dict[str, Any]:
     """Tempo 3 single binary (target all: distributor, live-store, querier, backend scheduler/worker,
-    metrics generator). No Kafka in this mode; 2.x blocks such as ingester/compactor are refused."""
+    metrics generator). No Kafka in this mode; 2.x blocks such as ingester/compactor are refused.
+    Blocks go to the object store when the platform gives one, else to the local volume."""
     retention = settings.tempo_retention.go_duration
     single_ring = {"kvstore": {"store": "inmemory"}, "instance_addr": "127.0.0.1"}
     return {
@@ -62,18 +94,10 @@ def render_tempo_config(settings: Settings, hosts: dict[str, str]) -> dict[str, 
             },
             "storage": {
                 "path": f"{DATA_DIR}/generator/wal",
-                "remote_write": [
-                    {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
-                ],
+                "remote_write": [_remote_write(hosts, metrics)],
             },
         },
-        "storage": {
-            "trace": {
-                "backend": "local",
-                "wal": {"path": f"{DATA_DIR}/wal"},
-                "local": {"path": f"{DATA_DIR}/blocks"},
-            }
-        },
+        "storage": {"trace": _trace_storage(store)},
         "overrides": {
             "defaults": {
                 "metrics_generator": {"processors": ["service-graphs", "span-metrics"]},
@@ -91,10 +115,14 @@ class Tempo(pulumi.ComponentResource):
         platform: Platform,
         hosts: dict[str, str],
         depends_on: tuple[RunningService, ...] = (),
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Tempo", NAME, None, opts)
-        self.config_yaml = to_yaml(render_tempo_config(settings, hosts))
+        store = platform.object_store(NAME, settings.tempo_retention.hours, parent=self)
+        self.config_yaml = render_when_known(
+            lambda s, m: to_yaml(render_tempo_config(settings, hosts, s, m)), store, metrics_store
+        )
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),

@@ -23,6 +23,8 @@ from components.stackconfig import PROJECT_DIR, load_stack_config, project_name
 
 PROJECT = project_name()
 SECRET_SIG = rpc._special_secret_sig
+MOCK_REGION = "eu-west-1"
+MOCK_ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Registered:
     inputs: dict[str, Any]
     provider: Optional[str]
     urn: str = ""
+    # Resource options as the engine receives them: protect, retainOnDelete, ignoreChanges.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parent_types(self) -> list[str]:
@@ -85,9 +89,35 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()
         if args.typ == "pulumiverse:grafana:oss/folder:Folder" or args.typ.endswith("oss/folder:Folder"):
             outputs.setdefault("uid", args.inputs.get("uid"))
+        if args.typ.startswith("aws:"):
+            return self._aws_resource(args, outputs)
+        return f"{args.name}-id", outputs
+
+    @staticmethod
+    def _aws_resource(args: pulumi.runtime.MockResourceArgs, outputs: dict[str, Any]):
+        """Ids and ARNs shaped like AWS's, so policies and references built from them read true."""
+        module = args.typ.split(":")[1].split("/")[0]
+        service = {"amp": "aps", "cloudwatch": "logs", "lb": "elasticloadbalancing"}.get(module, module)
+        if args.typ == "aws:s3/bucket:Bucket":
+            name = args.inputs.get("bucketPrefix", "") + "20261125000000000000000001"
+            outputs.update(bucket=name, arn=f"arn:aws:s3:::{name}")
+            return name, outputs
+        outputs.setdefault("name", args.inputs.get("name", args.name))
+        region = "" if service == "iam" else MOCK_REGION
+        outputs.setdefault("arn", f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.typ.split(':')[-1].lower()}/{args.name}")
+        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            outputs["dnsName"] = f"{args.name}-123456789.{MOCK_REGION}.elb.amazonaws.com"
+            outputs["zoneId"] = "Z32O12XQLNTSW2"
+        if args.typ == "aws:amp/workspace:Workspace":
+            outputs["prometheusEndpoint"] = f"https://aps-workspaces.{MOCK_REGION}.amazonaws.com/workspaces/ws-{args.name}/"
+        if args.typ == "aws:route53/record:Record":
+            outputs["fqdn"] = args.inputs["name"]
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{MOCK_REGION}{zone}" for zone in "abc"]
+            return {"names": names, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": MOCK_REGION}
         return {}
 
 
@@ -109,6 +139,7 @@ def run_program(
     pulumi.runtime.set_all_config(config, secret_keys=[f"{PROJECT}:{key}" for key in secret_keys])
     ROOT.set(None)
     pulumi.runtime.set_mocks(RecordingMocks(run), project=PROJECT, stack=stack, preview=False)
+    _record_options(run)
 
     def program() -> None:
         try:
@@ -133,6 +164,26 @@ def run_program(
             if resource.type == type_ and resource.name == name:
                 resource.urn = urn
     return run
+
+
+def _record_options(run: ProgramRun) -> None:
+    """The mocks see inputs only; the options come from the engine request itself."""
+    monitor = pulumi.runtime.settings.get_monitor()
+    register = monitor.RegisterResource  # type: ignore[union-attr]
+
+    def recording(request):
+        response = register(request)
+        for resource in reversed(run.resources):
+            if resource.type == request.type and resource.name == request.name:
+                resource.options = {
+                    "protect": bool(request.protect),
+                    "retainOnDelete": bool(request.retainOnDelete),
+                    "ignoreChanges": list(request.ignoreChanges),
+                }
+                break
+        return response
+
+    monitor.RegisterResource = recording  # type: ignore[union-attr]
 
 
 def dumps(value: Any) -> str:

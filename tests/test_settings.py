@@ -12,9 +12,10 @@ from tests.harness import PROJECT, project_path, run_program
 
 
 def settings_for(stack: str, **overrides: str):
-    config = {k.split(":", 1)[1]: v for k, v in load_stack_config(stack).items()}
+    stack_config = load_stack_config(stack)
+    config = {k.split(":", 1)[1]: v for k, v in stack_config.items() if k.startswith(f"{PROJECT}:")}
     config.update(overrides)
-    return load_settings(config.get, PROJECT, stack)
+    return load_settings(config.get, PROJECT, stack, aws_region=stack_config.get("aws:region"))
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -65,6 +66,26 @@ BAD_INPUTS = [
     ("collectorMemoryMb", "64", "allowed: 128 to"),
     ("environment", "Prod Env", "lowercase letters"),
     ("serviceNamespace", "", "is missing"),
+    ("otlpRequireToken", "yes", "allowed: true, false"),
+    ("vpcId", "my-vpc", "an existing VPC id"),
+    ("publicSubnetIds", '"subnet-0123456789abcdef0"', "not a list of strings"),
+    ("privateSubnetIds", '["sn-1"]', "subnet ids (subnet-...)"),
+    ("vpcCidr", "10.0.0.0/8", "allowed: /16 to /22"),
+    ("vpcCidr", "10.40.0.1/16", "not an IPv4 network"),
+    ("availabilityZones", "1", "allowed: 2 to 6"),
+    ("natGateways", "3", "more than availabilityZones"),
+    ("ingressCidrs", '["10.0.0.0/33"]', "not a network"),
+    ("certificateArn", "arn:aws:iam::111122223333:server-certificate/x", "an ACM certificate ARN"),
+    ("domainName", "Observability.Example", "lowercase DNS name"),
+    ("collectorMinTasks", "0", "allowed: 1 to 100"),
+    ("collectorMaxTasks", "0", "allowed: 1 to 100"),
+    ("logRetentionDays", "10", "not a CloudWatch Logs retention"),
+    ("retainData", "maybe", "allowed: true, false"),
+    ("cpuArchitecture", "arm64", "allowed: X86_64, ARM64"),
+    ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
+    ("metricsBackend", "amp", "needs target aws"),
+    ("metricsBackend", "mimir", "allowed: prometheus, amp"),
+    ("grafanaDatabaseUrl", "postgres://grafana:pw@db.example.internal:5432/grafana", "stored in plain text; set it with `pulumi config set --secret grafanaDatabaseUrl"),
     ("alertEmailAddresses", '["oncall"]', "'oncall' is not an e-mail address"),
     ("alertEmailAddresses", '"oncall@example.com"', "not a list of strings"),
     ("alertEmailAddresses", '["oncall@example.com"]', "e-mail needs a mail server: set smtpHost and smtpFromAddress"),
@@ -103,6 +124,60 @@ def test_every_problem_is_reported_at_once():
 def test_aws_refuses_anonymous_grafana():
     with pytest.raises(SettingsError, match="grafanaAnonymousRole: is 'Viewer'; the aws target"):
         settings_for("prod", grafanaAnonymousRole="Viewer")
+
+
+AWS_BAD_INPUTS = [
+    ("certificateArn", "", "certificateArn: is missing"),
+    ("domainName", "", "domainName: is missing"),
+    ("ingressCidrs", "[]", "ingressCidrs: is empty"),
+    ("otlpRequireToken", "false", "otlpRequireToken: is false; the aws target"),
+    ("grafanaAnonymousRole", "Viewer", "grafanaAnonymousRole: is 'Viewer'; the aws target"),
+    ("collectorCpu", "300", "collectorCpu: 300 is not a Fargate size"),
+    ("tempoMemoryMb", "3000", "tempoMemoryMb: 3000 does not fit a Fargate task with tempoCpu 512; allowed: 1024 to 4096 in steps of 1024"),
+    ("grafanaMemoryMb", "4096", "grafanaMemoryMb: 4096 does not fit a Fargate task with grafanaCpu 256; allowed: 512, 1024, 2048"),
+    ("collectorMaxTasks", "0", "collectorMaxTasks: 0 is below collectorMinTasks"),
+    ("vpcId", "vpc-0123456789abcdef0", "publicSubnetIds: has 0 subnet(s); with vpcId set"),
+    ("privateSubnetIds", '["subnet-0123456789abcdef0"]', "vpcId: is empty but subnets are given"),
+    ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "certificateArn: is in us-east-1, the stack in eu-west-1"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), AWS_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in AWS_BAD_INPUTS])
+def test_aws_target_demands_what_a_user_must_supply_before_any_resource(key, value, message):
+    run = run_program("prod", {key: value})
+    assert isinstance(run.error, pulumi.RunError), run.error
+    assert message in str(run.error)
+    assert run.resources == []
+
+
+def test_grafana_database_url_must_name_postgres_or_mysql_and_is_never_echoed():
+    run = run_program("dev", {"grafanaDatabaseUrl": "sqlite:///var/lib/grafana/hunter2.db"}, secret_keys=("grafanaDatabaseUrl",))
+    assert isinstance(run.error, pulumi.RunError)
+    assert "grafanaDatabaseUrl: is not valid (value not shown); allowed: postgres://" in str(run.error)
+    assert "hunter2" not in str(run.error)
+    assert run.resources == []
+
+
+def test_aws_target_needs_a_region():
+    with pytest.raises(SettingsError, match="aws:region: is missing"):
+        config = {k.split(":", 1)[1]: v for k, v in load_stack_config("prod").items() if k.startswith(f"{PROJECT}:")}
+        load_settings(config.get, PROJECT, "prod", aws_region=None)
+    with pytest.raises(SettingsError, match="aws:region: 'europe' is not an AWS region"):
+        load_settings(config.get, PROJECT, "prod", aws_region="europe")
+
+
+def test_aws_only_requirements_do_not_apply_to_docker():
+    settings = settings_for("dev", collectorMemoryMb="768")
+    assert settings.aws is None
+    assert settings.otlp_require_token is False
+
+
+def test_prod_aws_settings():
+    aws = settings_for("prod").aws
+    assert aws is not None
+    assert (aws.region, aws.vpc_id, aws.availability_zones, aws.nat_gateways) == ("eu-west-1", None, 2, 1)
+    assert aws.retain_data is True
+    assert aws.cpu == {"collector": 256, "prometheus": 512, "tempo": 512, "loki": 512, "grafana": 256}
 
 
 def test_image_pinned_by_digest_is_accepted():

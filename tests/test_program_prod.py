@@ -1,0 +1,648 @@
+"""The real __main__.py against Pulumi.prod.yaml (aws target), under mocks: what it registers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+
+from components import collector, loki, prometheus, tempo
+from components.aws_platform import OBJECT_ACTIONS, lifecycle_days
+from components.settings import SERVICES
+from components.spec import MetricsStore, ObjectStore
+from components.yamltext import to_yaml
+from tests.harness import MOCK_REGION, is_secret, project_path, run_program, unwrap
+from tests.test_settings import settings_for
+
+TASK = "aws:ecs/taskDefinition:TaskDefinition"
+SERVICE = "aws:ecs/service:Service"
+BUCKET = "aws:s3/bucket:Bucket"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+LISTENER = "aws:lb/listener:Listener"
+LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+SECRET = "aws:secretsmanager/secret:Secret"
+MOCK_PASSWORD = "mock-password-grafana-admin-password"
+MOCK_TOKEN = "mock-password-otlp-bearer-token"
+DOMAIN = "observability.opendeck.example"
+WORKSPACE_URL = f"https://aps-workspaces.{MOCK_REGION}.amazonaws.com/workspaces/ws-metrics"
+MANAGED = MetricsStore(remote_write_url=f"{WORKSPACE_URL}/api/v1/remote_write", query_url=WORKSPACE_URL, region=MOCK_REGION)
+EXISTING_VPC = {
+    "vpcId": "vpc-0a1b2c3d4e5f60718",
+    "publicSubnetIds": '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]',
+    "privateSubnetIds": '["subnet-0b0000000000000b1", "subnet-0b0000000000000b2"]',
+}
+
+
+@pytest.fixture(scope="module")
+def prod():
+    run = run_program("prod")
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def existing_vpc():
+    run = run_program("prod", EXISTING_VPC)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return settings_for("prod")
+
+
+def by_name(run, type_: str) -> dict[str, Any]:
+    return {r.name: r for r in run.of_type(type_)}
+
+
+def containers(run) -> dict[str, dict[str, dict]]:
+    """service -> container name -> container definition."""
+    result = {}
+    for task in run.of_type(TASK):
+        definitions = json.loads(unwrap(task.inputs["containerDefinitions"]))
+        result[task.name.removesuffix("-task")] = {c["name"]: c for c in definitions}
+    return result
+
+
+def statements(policy: str) -> list[dict]:
+    return json.loads(unwrap(policy))["Statement"]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_prod_runs_on_the_aws_platform_with_no_docker_resource(prod):
+    types = {r.type for r in prod.resources}
+    assert "observability:platform:Aws" in types
+    assert not any(t.startswith("docker:") for t in types)
+    assert set(by_name(prod, SERVICE)) == {f"{s}-service" for s in SERVICES}
+
+
+def test_prod_imports_pulumi_aws():
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(project_path())!r})
+        from tests.harness import run_program
+        run = run_program("prod")
+        assert run.error is None, run.error
+        print(sorted(m for m in ("pulumi_aws", "pulumi_docker") if m in sys.modules))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=project_path())
+    assert result.stdout.strip().splitlines()[-1] == "['pulumi_aws']"
+
+
+def test_one_fargate_service_per_component_with_rollback_and_steady_state(prod, settings):
+    (cluster,) = prod.of_type("aws:ecs/cluster:Cluster")
+    assert cluster.inputs["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+    for name, service in by_name(prod, SERVICE).items():
+        inputs = service.inputs
+        assert inputs["launchType"] == "FARGATE"
+        assert inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+        assert inputs["waitForSteadyState"] is True
+        assert inputs["networkConfiguration"]["assignPublicIp"] is False
+        assert inputs["serviceRegistries"]["registryArn"].startswith("arn:aws:servicediscovery:")
+    tasks = by_name(prod, TASK)
+    for service in SERVICES:
+        task = tasks[f"{service}-task"].inputs
+        assert task["requiresCompatibilities"] == ["FARGATE"]
+        assert (int(task["cpu"]), int(task["memory"])) == (settings.aws.cpu[service], settings.memory_mb(service))
+        # The program's own limit is the task's (the collector's memory_limiter reads it).
+        assert containers(prod)[service][service]["memory"] == settings.memory_mb(service)
+
+
+def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu(prod, settings):
+    services = by_name(prod, SERVICE)
+    for name in ("prometheus", "tempo", "loki", "grafana"):
+        inputs = services[f"{name}-service"].inputs
+        assert (inputs["deploymentMinimumHealthyPercent"], inputs["deploymentMaximumPercent"], inputs["desiredCount"]) == (0, 100, 1)
+    ingest = services["collector-service"]
+    assert (ingest.inputs["deploymentMinimumHealthyPercent"], ingest.inputs["deploymentMaximumPercent"]) == (100, 200)
+    assert ingest.options["ignoreChanges"] == ["desiredCount"]
+    (target,) = prod.of_type("aws:appautoscaling/target:Target")
+    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (settings.aws.collector_min_tasks, settings.aws.collector_max_tasks)
+    assert target.inputs["resourceId"] == "service/observability-prod/collector"
+    (policy,) = prod.of_type("aws:appautoscaling/policy:Policy")
+    tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+
+
+def _check_shape(shape, value, path: str) -> list[str]:
+    """Problems of value against a botocore input shape (types, required members, enums)."""
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object"]
+        problems = [f"{path}.{m}: required" for m in shape.required_members if m not in value]
+        for key, item in value.items():
+            if key not in shape.members:
+                problems.append(f"{path}.{key}: not a member of {shape.name}")
+            else:
+                problems += _check_shape(shape.members[key], item, f"{path}.{key}")
+        return problems
+    if kind == "list":
+        if not isinstance(value, list):
+            return [f"{path}: expected a list"]
+        return [p for i, item in enumerate(value) for p in _check_shape(shape.member, item, f"{path}[{i}]")]
+    if kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: expected a map"]
+        return [p for k, v in value.items() for p in _check_shape(shape.value, v, f"{path}[{k}]")]
+    if kind == "string":
+        if not isinstance(value, str):
+            return [f"{path}: expected a string"]
+        return [f"{path}: {value!r} not in {shape.enum}"] if shape.enum and value not in shape.enum else []
+    if kind in ("integer", "long"):
+        return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{path}: expected an integer"]
+    if kind == "boolean":
+        return [] if isinstance(value, bool) else [f"{path}: expected a boolean"]
+    return []
+
+
+def test_container_definitions_are_valid_register_task_definition_input(prod):
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model("RegisterTaskDefinition").input_shape.members["containerDefinitions"]
+    for service, defined in containers(prod).items():
+        problems = _check_shape(shape, list(defined.values()), service)
+        assert problems == [], problems
+    # The checker itself rejects what ECS would.
+    assert _check_shape(shape, [{"name": "x", "image": "y", "essential": "yes", "portMapings": []}], "bad") == [
+        "bad[0].essential: expected a boolean",
+        "bad[0].portMapings: not a member of ContainerDefinition",
+    ]
+
+
+def test_images_are_the_pinned_versions(prod):
+    declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
+    for service, defined in containers(prod).items():
+        assert defined[service]["image"] == declared[f"{service}Image"]["default"]
+        for container in defined.values():
+            assert ":" in container["image"] and not container["image"].endswith(":latest")
+            if container["name"] == "config":
+                assert container["image"] == declared["utilityImage"]["default"]
+
+
+def test_configs_reach_the_program_through_an_init_container(prod):
+    for service, defined in containers(prod).items():
+        main = defined[service]
+        if service == "grafana":
+            assert "config" not in defined and "dependsOn" not in main
+            continue
+        writer = defined["config"]
+        assert writer["essential"] is False
+        assert main["dependsOn"] == [{"containerName": "config", "condition": "SUCCESS"}]
+        (mount,) = [m for m in main["mountPoints"] if m["sourceVolume"].startswith("config-")]
+        assert mount["readOnly"] is True
+        assert mount in [{**m, "readOnly": True} for m in writer["mountPoints"]]
+        assert writer["command"][:2] == ["sh", "-c"]
+
+
+def test_the_collector_queue_is_task_storage_handed_to_the_collector_user(prod):
+    defined = containers(prod)["collector"]
+    queue = {"sourceVolume": "collector-queue", "containerPath": collector.QUEUE_DIR, "readOnly": False}
+    assert queue in defined["collector"]["mountPoints"] and queue in defined["config"]["mountPoints"]
+    assert defined["config"]["command"][2].endswith(f"chown -R {collector.QUEUE_OWNER} {collector.QUEUE_DIR}")
+    assert defined["collector"]["restartPolicy"] == {"enabled": True}
+    task = prod.one(TASK, "collector-task").inputs
+    assert {"name": "collector-queue"} in task["volumes"]
+
+
+def _written_config(defined: dict) -> dict:
+    (variable,) = defined["config"]["environment"]
+    return yaml.safe_load(variable["value"])
+
+
+def test_tempo_and_loki_keep_their_data_in_their_own_bucket(prod, settings):
+    buckets = {b.name.removesuffix("-bucket"): b for b in prod.of_type(BUCKET)}
+    assert set(buckets) == {"tempo", "loki"}
+    hosts = {name: f"{name}.observability-prod.internal" for name in SERVICES}
+    defined = containers(prod)
+    for service, render in (
+        ("tempo", lambda store: tempo.render_tempo_config(settings, hosts, store, MANAGED)),
+        ("loki", lambda store: loki.render_loki_config(settings, store)),
+    ):
+        name = buckets[service].inputs["bucketPrefix"] + "20261125000000000000000001"
+        store = ObjectStore(bucket=name, region=MOCK_REGION, endpoint=f"s3.{MOCK_REGION}.amazonaws.com")
+        written = defined[service]["config"]["environment"][0]["value"]
+        assert written == to_yaml(render(store))
+    tempo_config = _written_config(defined["tempo"])
+    assert tempo_config["storage"]["trace"]["backend"] == "s3"
+    assert "access_key" not in tempo_config["storage"]["trace"]["s3"]
+    loki_config = _written_config(defined["loki"])
+    assert loki_config["schema_config"]["configs"][0]["object_store"] == "s3"
+    assert loki_config["compactor"]["delete_request_store"] == "s3"
+    assert loki_config["common"]["storage"] == {"s3": {"bucketnames": buckets["loki"].inputs["bucketPrefix"] + "20261125000000000000000001", "region": MOCK_REGION}}
+
+
+def test_buckets_are_encrypted_blocked_lifecycled_and_tls_only(prod, settings):
+    for service, retention in (("tempo", settings.tempo_retention), ("loki", settings.loki_retention)):
+        name = f"{service}-bucket"
+        encryption = prod.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", name)
+        assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        block = prod.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", name)
+        assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+        (rule,) = prod.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", name).inputs["rules"]
+        assert rule["status"] == "Enabled"
+        # Never before the store's own retention: Loki requires a longer lifecycle.
+        assert rule["expiration"]["days"] == lifecycle_days(retention.hours) > retention.hours // 24
+        assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
+        policy = statements(prod.one("aws:s3/bucketPolicy:BucketPolicy", name).inputs["policy"])
+        tls = next(s for s in policy if s["Sid"] == "TlsOnly")
+        assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert lifecycle_days(7 * 24) == 8 and lifecycle_days(31 * 24) == 32
+
+
+def test_each_bucket_is_usable_only_by_its_owners_task_role(prod):
+    roles = by_name(prod, ROLE)
+    for service in ("tempo", "loki"):
+        bucket = prod.one(BUCKET, f"{service}-bucket")
+        arn = f"arn:aws:s3:::{bucket.inputs['bucketPrefix']}20261125000000000000000001"
+        owner = next(s for s in statements(prod.one("aws:s3/bucketPolicy:BucketPolicy", f"{service}-bucket").inputs["policy"]) if s["Effect"] == "Deny" and "ArnNotEquals" in s.get("Condition", {}))
+        assert owner["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::123456789012:role/{service}-task"
+        assert set(owner["Action"]) >= set(OBJECT_ACTIONS)
+        assert f"{service}-task" in roles
+        grants = statements(prod.one(ROLE_POLICY, f"{service}-bucket").inputs["policy"])
+        assert {(s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]), s["Resource"]) for s in grants} == {
+            ("s3:ListBucket", arn),
+            (OBJECT_ACTIONS, f"{arn}/*"),
+        }
+        other = "loki" if service == "tempo" else "tempo"
+        for policy in prod.of_type(ROLE_POLICY):
+            if policy.name.startswith(other):
+                assert arn not in json.dumps(statements(policy.inputs["policy"]))
+
+
+def test_iam_policies_name_specific_resources(prod):
+    policies = prod.of_type(ROLE_POLICY)
+    assert len(policies) >= 8
+    for policy in policies:
+        for statement in statements(policy.inputs["policy"]):
+            assert statement["Effect"] == "Allow", policy.name
+            for resource in as_list(statement["Resource"]):
+                # A wildcard only as the tail of a named resource (objects of one bucket, streams of one group).
+                assert resource.startswith("arn:aws:") and "*" not in resource.rsplit("/", 1)[0].rsplit(":log-stream", 1)[0], (policy.name, resource)
+    for role in prod.of_type(ROLE):
+        trust = statements(role.inputs["assumeRolePolicy"])
+        assert trust == [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]
+
+
+def test_secrets_reach_containers_only_as_ecs_secrets(prod):
+    secrets = {s.name: s for s in prod.of_type(SECRET)}
+    assert set(secrets) == {"grafana-gf-security-admin-password", "collector-otlp-bearer-token"}
+    for version in prod.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
+        assert is_secret(version.inputs["secretString"])
+    defined = containers(prod)
+    expected = {
+        "grafana": {"GF_SECURITY_ADMIN_PASSWORD": "grafana-gf-security-admin-password"},
+        "collector": {collector.BEARER_TOKEN_ENV: "collector-otlp-bearer-token"},
+    }
+    for service, by_container in defined.items():
+        main = by_container[service]
+        assert {s["name"]: s["valueFrom"].rsplit("/", 1)[-1] for s in main["secrets"]} == expected.get(service, {})
+        for container in by_container.values():
+            names = {e["name"] for e in container.get("environment", [])}
+            assert not names & {"GF_SECURITY_ADMIN_PASSWORD", collector.BEARER_TOKEN_ENV}
+        # The execution role reads exactly this service's secrets.
+        grants = statements(prod.one(ROLE_POLICY, f"{service}-execution").inputs["policy"])
+        readable = [s["Resource"] for s in grants if s["Action"] == "secretsmanager:GetSecretValue"]
+        assert [sorted(r.rsplit("/", 1)[-1] for r in as_list(x)) for x in readable] == (
+            [sorted(expected[service].values())] if service in expected else []
+        )
+
+    def plain_strings(value):
+        if is_secret(value):
+            return
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from plain_strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from plain_strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    for resource in prod.resources:
+        for text in plain_strings(resource.inputs):
+            assert MOCK_PASSWORD not in text and MOCK_TOKEN not in text, f"{resource.type} {resource.name}"
+
+
+def test_collector_demands_the_bearer_token_on_both_otlp_protocols(prod):
+    config = _written_config(containers(prod)["collector"])
+    assert config["extensions"]["bearertokenauth"] == {"token": "${env:OTLP_BEARER_TOKEN}"}
+    for protocol in config["receivers"]["otlp"]["protocols"].values():
+        assert protocol["auth"] == {"authenticator": "bearertokenauth"}
+    assert "bearertokenauth" in config["service"]["extensions"]
+
+
+def test_load_balancer_serves_https_only_and_redirects_http(prod, settings):
+    listeners = by_name(prod, LISTENER)
+    https, http = listeners["https"].inputs, listeners["http"].inputs
+    assert (https["port"], https["protocol"], https["certificateArn"]) == (443, "HTTPS", settings.aws.certificate_arn)
+    assert https["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    assert https["defaultActions"][0]["fixedResponse"]["statusCode"] == "404"
+    assert (http["port"], http["protocol"]) == (80, "HTTP")
+    assert http["defaultActions"] == [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]
+    (alb,) = prod.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["internal"] is False and alb.inputs["dropInvalidHeaderFields"] is True
+
+
+def test_routes_send_grafana_otlp_http_and_grpc_to_their_targets(prod):
+    rules = by_name(prod, LISTENER_RULE)
+    routes = {
+        name: (
+            next(c["hostHeader"]["values"] for c in r.inputs["conditions"] if "hostHeader" in c),
+            next(c["pathPattern"]["values"] for c in r.inputs["conditions"] if "pathPattern" in c),
+        )
+        for name, r in rules.items()
+    }
+    assert routes == {
+        "collector-otlp-grpc": ([DOMAIN], ["/opentelemetry.proto.collector.*"]),
+        "collector-otlp-http": ([DOMAIN], ["/v1/traces", "/v1/metrics", "/v1/logs"]),
+        "grafana-http": ([DOMAIN], ["/*"]),
+    }
+    assert rules["grafana-http"].inputs["priority"] > max(rules[n].inputs["priority"] for n in rules if n != "grafana-http")
+    groups = by_name(prod, TARGET_GROUP)
+    assert groups["collector-otlp-grpc"].inputs["protocolVersion"] == "GRPC"
+    assert groups["collector-otlp-http"].inputs["healthCheck"]["port"] == "13133"
+    assert groups["grafana-http"].inputs["healthCheck"]["path"] == "/api/health"
+    assert all(g.inputs["targetType"] == "ip" for g in groups.values())
+
+
+def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, settings):
+    rules = prod.of_type(INGRESS)
+    alb = [r.inputs for r in rules if r.name.startswith("alb-")]
+    assert {(r["fromPort"], r["toPort"], r["cidrIpv4"]) for r in alb} == {
+        (port, port, cidr) for port in (443, 80) for cidr in settings.aws.ingress_cidrs
+    }
+    services = [r for r in rules if not r.name.startswith("alb-")]
+    assert services and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in services)
+    assert all(r.inputs["referencedSecurityGroupId"] for r in services)
+    own_ports = {
+        "collector": {4317, 4318, 13133, 8888},
+        "prometheus": {9090},
+        "tempo": {3200, 9095, 4317, 4318},
+        "loki": {3100, 9096},
+        "grafana": {3000},
+    }
+    for service, ports in own_ports.items():
+        opened = {r.inputs["fromPort"] for r in services if r.name.startswith(f"{service}-") and not r.name.endswith("-efs-nfs")}
+        assert opened == ports, service
+    from_alb = {(r.name.split("-")[0], r.inputs["fromPort"]) for r in services if r.name.endswith("-from-alb")}
+    assert from_alb == {("collector", 4317), ("collector", 4318), ("collector", 13133), ("grafana", 3000)}
+    (nfs,) = [r for r in services if r.name.endswith("-efs-nfs")]
+    assert nfs.inputs["fromPort"] == 2049 and nfs.inputs["referencedSecurityGroupId"] == "grafana-sg-id"
+
+
+def test_every_service_logs_to_its_own_group_with_retention(prod, settings):
+    groups = {g.inputs["name"]: g for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert set(groups) == {f"/ecs/observability-prod/{s}" for s in SERVICES}
+    assert all(g.inputs["retentionInDays"] == settings.aws.log_retention_days for g in groups.values())
+    for service, defined in containers(prod).items():
+        for container in defined.values():
+            options = container["logConfiguration"]["options"]
+            assert (options["awslogs-group"], options["awslogs-region"]) == (f"/ecs/observability-prod/{service}", MOCK_REGION)
+
+
+def test_grafana_database_is_on_encrypted_efs_through_its_access_point(prod):
+    (file_system,) = prod.of_type("aws:efs/fileSystem:FileSystem")
+    assert file_system.inputs["encrypted"] is True
+    (access_point,) = prod.of_type("aws:efs/accessPoint:AccessPoint")
+    assert access_point.inputs["posixUser"] == {"uid": 472, "gid": 0}
+    assert access_point.inputs["rootDirectory"]["creationInfo"] == {"ownerUid": 472, "ownerGid": 0, "permissions": "0750"}
+    task = prod.one(TASK, "grafana-task").inputs
+    (volume,) = task["volumes"]
+    efs = volume["efsVolumeConfiguration"]
+    assert efs["transitEncryption"] == "ENABLED"
+    assert efs["authorizationConfig"] == {"accessPointId": "grafana-data-id", "iam": "ENABLED"}
+    mount = containers(prod)["grafana"]["grafana"]["mountPoints"]
+    assert mount == [{"sourceVolume": "grafana-data", "containerPath": "/var/lib/grafana", "readOnly": False}]
+    (tls,) = statements(prod.one("aws:efs/fileSystemPolicy:FileSystemPolicy", "grafana-data").inputs["policy"])
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (grant,) = statements(prod.one(ROLE_POLICY, "grafana-data-efs").inputs["policy"])
+    assert "elasticfilesystem:AccessPointArn" in grant["Condition"]["StringEquals"]
+    # No TSDB on a network file system: Prometheus, Tempo and Loki mount no EFS volume.
+    for service in ("prometheus", "tempo", "loki"):
+        assert all("efsVolumeConfiguration" not in v for v in prod.one(TASK, f"{service}-task").inputs.get("volumes", []))
+
+
+def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
+    env = {e["name"]: e["value"] for e in containers(prod)["grafana"]["grafana"]["environment"]}
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_AUTH_DISABLE_LOGIN_FORM"] == "false"
+    assert env["GF_SERVER_ROOT_URL"] == f"https://{DOMAIN}/"
+    (provider,) = prod.of_type("pulumi:providers:grafana")
+    assert provider.inputs["url"] == f"https://{DOMAIN}"
+    sources = {d.inputs["uid"]: d.inputs["url"] for d in prod.of_type("grafana:oss/dataSource:DataSource")}
+    assert sources == {
+        "prometheus": WORKSPACE_URL,
+        "tempo": "http://tempo.observability-prod.internal:3200",
+        "loki": "http://loki.observability-prod.internal:3100",
+    }
+    namespace = prod.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace", "namespace")
+    assert namespace.inputs["name"] == "observability-prod.internal"
+
+
+def test_exports(prod):
+    alerting = {"alertRouting", "alertNotifications"}
+    assert {k: v for k, v in prod.outputs.items() if k not in alerting} == {
+        "grafanaUrl": f"https://{DOMAIN}",
+        "grafanaAdminUser": "admin",
+        "grafanaAdminPassword": MOCK_PASSWORD,
+        "otlpGrpcEndpoint": f"https://{DOMAIN}:443",
+        "otlpHttpEndpoint": f"https://{DOMAIN}",
+        "otlpBearerToken": MOCK_TOKEN,
+        "loadBalancerDnsName": f"alb-123456789.{MOCK_REGION}.elb.amazonaws.com",
+        "metricsQueryUrl": WORKSPACE_URL,
+    }
+    assert prod.secret_outputs == {"grafanaAdminPassword", "otlpBearerToken"}
+    assert prod.of_type("aws:route53/record:Record") == []
+
+
+def test_a_hosted_zone_gets_the_alias_record():
+    run = run_program("prod", {"hostedZoneId": "Z0123456789ABCDEFGHIJ"})
+    assert run.error is None, run.error
+    (record,) = run.of_type("aws:route53/record:Record")
+    assert (record.inputs["zoneId"], record.inputs["name"], record.inputs["type"]) == ("Z0123456789ABCDEFGHIJ", DOMAIN, "A")
+    (alias,) = record.inputs["aliases"]
+    assert (alias["name"], alias["zoneId"]) == (f"alb-123456789.{MOCK_REGION}.elb.amazonaws.com", "Z32O12XQLNTSW2")
+
+
+STATEFUL = (
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:efs/fileSystem:FileSystem",
+    "aws:efs/accessPoint:AccessPoint",
+    "aws:amp/workspace:Workspace",
+)
+
+
+def test_prod_destroy_keeps_the_data(prod):
+    for type_ in STATEFUL:
+        kept = prod.of_type(type_)
+        assert kept and all(r.options["retainOnDelete"] for r in kept), type_
+    assert all(b.inputs["forceDestroy"] is False for b in prod.of_type(BUCKET))
+    # Only the data is kept: compute and network go with the stack.
+    assert not any(r.options["retainOnDelete"] for r in prod.of_type(SERVICE) + prod.of_type("aws:efs/mountTarget:MountTarget"))
+
+
+def test_stacks_may_opt_out_of_keeping_data():
+    run = run_program("prod", {"retainData": "false"})
+    assert run.error is None, run.error
+    for type_ in STATEFUL:
+        assert not any(r.options["retainOnDelete"] for r in run.of_type(type_)), type_
+    assert all(b.inputs["forceDestroy"] is True for b in run.of_type(BUCKET))
+
+
+def test_created_vpc_spans_two_zones_with_private_tasks_and_one_nat(prod):
+    (vpc,) = prod.of_type("aws:ec2/vpc:Vpc")
+    assert vpc.inputs["enableDnsSupport"] is True and vpc.inputs["enableDnsHostnames"] is True
+    subnets = by_name(prod, "aws:ec2/subnet:Subnet")
+    assert {n: s.inputs["availabilityZone"] for n, s in subnets.items()} == {
+        "public-0": "eu-west-1a", "public-1": "eu-west-1b", "private-0": "eu-west-1a", "private-1": "eu-west-1b",
+    }
+    assert {s.inputs["cidrBlock"] for s in subnets.values()} == {"10.40.0.0/20", "10.40.16.0/20", "10.40.128.0/20", "10.40.144.0/20"}
+    (nat,) = prod.of_type("aws:ec2/natGateway:NatGateway")
+    assert nat.inputs["subnetId"] == "public-0-id"
+    private_routes = [r for r in prod.of_type("aws:ec2/routeTable:RouteTable") if r.name.startswith("private-")]
+    assert [r.inputs["routes"] for r in private_routes] == [[{"cidrBlock": "0.0.0.0/0", "natGatewayId": "nat-0-id"}]] * 2
+    (endpoint,) = prod.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoint.inputs["serviceName"] == f"com.amazonaws.{MOCK_REGION}.s3"
+    for service in by_name(prod, SERVICE).values():
+        assert service.inputs["networkConfiguration"]["subnets"] == ["private-0-id", "private-1-id"]
+    (alb,) = prod.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["subnets"] == ["public-0-id", "public-1-id"]
+
+
+def test_nat_per_zone_when_asked():
+    run = run_program("prod", {"natGateways": "2"})
+    assert run.error is None, run.error
+    routes = {r.name: r.inputs["routes"][0]["natGatewayId"] for r in run.of_type("aws:ec2/routeTable:RouteTable") if r.name.startswith("private-")}
+    assert routes == {"private-0": "nat-0-id", "private-1": "nat-1-id"}
+
+
+def test_existing_vpc_is_used_as_given(existing_vpc):
+    created = {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway", "aws:ec2/internetGateway:InternetGateway"}
+    assert not any(r.type in created for r in existing_vpc.resources)
+    private = json.loads(EXISTING_VPC["privateSubnetIds"])
+    public = json.loads(EXISTING_VPC["publicSubnetIds"])
+    for service in by_name(existing_vpc, SERVICE).values():
+        assert service.inputs["networkConfiguration"]["subnets"] == private
+    (alb,) = existing_vpc.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["subnets"] == public
+    assert {m.inputs["subnetId"] for m in existing_vpc.of_type("aws:efs/mountTarget:MountTarget")} == set(private)
+    namespace = existing_vpc.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace", "namespace")
+    assert namespace.inputs["vpc"] == EXISTING_VPC["vpcId"]
+    assert all(g.inputs["vpcId"] == EXISTING_VPC["vpcId"] for g in existing_vpc.of_type(SECURITY_GROUP))
+
+
+def test_metrics_live_in_a_managed_prometheus_workspace(prod, settings):
+    (workspace,) = prod.of_type("aws:amp/workspace:Workspace")
+    (configuration,) = prod.of_type("aws:amp/workspaceConfiguration:WorkspaceConfiguration")
+    assert configuration.inputs["retentionPeriodInDays"] == settings.prometheus_retention.hours // 24 == 15
+    defined = containers(prod)
+    # The collector and Tempo remote-write to it with SigV4 (their task roles' credentials).
+    ingest = _written_config(defined["collector"])
+    assert ingest["extensions"]["sigv4auth"] == {"region": MOCK_REGION, "service": "aps"}
+    writer = ingest["exporters"]["prometheus_remote_write"]["http"]
+    assert (writer["endpoint"], writer["auth"]) == (MANAGED.remote_write_url, {"authenticator": "sigv4auth"})
+    assert "sigv4auth" in ingest["service"]["extensions"]
+    traces = _written_config(defined["tempo"])
+    assert traces["metrics_generator"]["storage"]["remote_write"] == [
+        {"url": MANAGED.remote_write_url, "sigv4": {"region": MOCK_REGION}}
+    ]
+    # Prometheus only scrapes the components and forwards: agent mode, no TSDB of its own.
+    scraper = defined["prometheus"]
+    assert scraper["prometheus"]["command"] == list(prometheus.prometheus_args(agent=True))
+    assert "--agent" in scraper["prometheus"]["command"]
+    scraped = _written_config(scraper)
+    assert scraped["remote_write"] == [{"url": MANAGED.remote_write_url, "sigv4": {"region": MOCK_REGION}}]
+    assert "storage" not in scraped
+    # Grafana queries it signed with its own role.
+    env = {e["name"]: e["value"] for e in defined["grafana"]["grafana"]["environment"]}
+    assert env["GF_AUTH_SIGV4_AUTH_ENABLED"] == "true"
+    (source,) = [d for d in prod.of_type("grafana:oss/dataSource:DataSource") if d.inputs["uid"] == "prometheus"]
+    json_data = json.loads(source.inputs["jsonDataEncoded"])
+    assert (json_data["sigV4Auth"], json_data["sigV4AuthType"], json_data["sigV4Region"]) == (True, "default", MOCK_REGION)
+
+
+def test_only_writers_write_and_only_grafana_reads_the_workspace(prod):
+    arn = f"arn:aws:aps:{MOCK_REGION}:123456789012:workspace/metrics"
+    grants = {p.name: statements(p.inputs["policy"]) for p in prod.of_type(ROLE_POLICY) if "-metrics-" in p.name}
+    assert set(grants) == {"collector-metrics-write", "tempo-metrics-write", "prometheus-metrics-write", "grafana-metrics-read"}
+    for name, (statement,) in ((n, g) for n, g in grants.items()):
+        assert statement["Resource"] == arn
+        expected = ["aps:RemoteWrite"] if name.endswith("-write") else ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"]
+        assert statement["Action"] == expected, name
+    roles = {r.name for r in prod.of_type(ROLE)}
+    assert {"collector-task", "tempo-task", "prometheus-task", "grafana-task"} <= roles
+
+
+def test_self_hosted_prometheus_on_aws_keeps_metrics_in_the_task():
+    run = run_program("prod", {"metricsBackend": "prometheus"})
+    assert run.error is None, run.error
+    assert run.of_type("aws:amp/workspace:Workspace") == []
+    defined = containers(run)
+    assert defined["prometheus"]["prometheus"]["command"] == list(prometheus.prometheus_args())
+    assert "remote_write" not in _written_config(defined["prometheus"])
+    assert "sigv4auth" not in _written_config(defined["collector"])["extensions"]
+    env = {e["name"] for e in defined["grafana"]["grafana"]["environment"]}
+    assert "GF_AUTH_SIGV4_AUTH_ENABLED" not in env
+    sources = {d.inputs["uid"]: d.inputs["url"] for d in run.of_type("grafana:oss/dataSource:DataSource")}
+    assert sources["prometheus"] == "http://prometheus.observability-prod.internal:9090"
+    # No TSDB on EFS, whichever backend.
+    assert all("efsVolumeConfiguration" not in v for v in run.one(TASK, "prometheus-task").inputs.get("volumes", []))
+    assert not any("-metrics-" in p.name for p in run.of_type(ROLE_POLICY))
+
+
+def test_the_collector_config_deployed_to_prod_passes_otelcol_validate(prod, tmp_path):
+    otelcol = os.environ.get("OTELCOL_BIN", "")
+    assert otelcol, "set OTELCOL_BIN (scripts/test.sh does)"
+    path = tmp_path / "config.yaml"
+    path.write_text(containers(prod)["collector"]["config"]["environment"][0]["value"])
+    # ECS injects the token from Secrets Manager, and the task role's credentials that sigv4auth
+    # resolves at start (validate included): stand-ins here, never used for a request.
+    env = {
+        **os.environ,
+        collector.BEARER_TOKEN_ENV: "validate-only-token",
+        "AWS_ACCESS_KEY_ID": "AKIAVALIDATEONLY0000",
+        "AWS_SECRET_ACCESS_KEY": "validate-only",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+DATABASE_URL = "postgres://grafana:db-password-0123@grafana.cluster-abc.eu-west-1.rds.amazonaws.com:5432/grafana"
+
+
+def test_grafana_on_an_external_database_needs_no_efs():
+    run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL}, secret_keys=("grafanaDatabaseUrl",))
+    assert run.error is None, run.error
+    assert run.of_type("aws:efs/fileSystem:FileSystem") == [] and run.of_type("aws:efs/accessPoint:AccessPoint") == []
+    grafana = containers(run)["grafana"]["grafana"]
+    assert {s["name"] for s in grafana["secrets"]} == {"GF_SECURITY_ADMIN_PASSWORD", "GF_DATABASE_URL"}
+    env = {e["name"]: e["value"] for e in grafana["environment"]}
+    assert env["GF_DATABASE_SSL_MODE"] == "require"
+    assert not any(name.startswith("GF_DATABASE_URL") for name in env)
+    (version,) = [v for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion") if v.name == "grafana-gf-database-url"]
+    assert is_secret(version.inputs["secretString"]) and unwrap(version.inputs["secretString"]) == DATABASE_URL
+    # The URL carries the database password: no resource holds it in plain text.
+    assert all("db-password-0123" not in json.dumps(r.inputs) for r in run.resources if r is not version)
+    # Caches and plugins only: task storage handed to Grafana's user.
+    assert {"name": "grafana-data"} in run.one(TASK, "grafana-task").inputs["volumes"]
