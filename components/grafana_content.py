@@ -119,7 +119,7 @@ class GrafanaContent(pulumi.ComponentResource):
     def __init__(
         self,
         url: pulumi.Output[str],
-        auth: pulumi.Output[str],
+        auth: pulumi.Input[str],
         datasources: list[DataSourceDefinition],
         folders: list[Folder],
         opts: pulumi.ResourceOptions | None = None,

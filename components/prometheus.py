@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 
 from components.settings import Settings
-from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, RunningService, ServiceSpec
+from components.spec import ConfigFile, DataVolume, HealthCheck, Platform, Port, ServiceSpec
 from components.yamltext import to_yaml
 
 NAME = "prometheus"

@@ -418,7 +418,6 @@ class _Reader:
 def load_from_pulumi() -> Settings:
     """Read the current stack's config once (only called by __main__.py)."""
     import pulumi
-
     from pulumi.runtime.config import is_config_secret
 
     config = pulumi.Config()

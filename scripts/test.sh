@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Needs Python 3.11+, Go 1.25+ (the collector is built from Go modules,
 # cached after the first build) and promtool (Debian: apt-get install prometheus). No Docker, no
-# Pulumi CLI. Extra arguments go to pytest.
+# Pulumi CLI. actionlint is built from Go modules too. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ fi
 
 command -v promtool >/dev/null || { echo "promtool is missing: apt-get install prometheus" >&2; exit 1; }
 OTELCOL_BIN=$(scripts/build-collector.sh)
-export OTELCOL_BIN
+ACTIONLINT_BIN=$(scripts/build-actionlint.sh)
+export OTELCOL_BIN ACTIONLINT_BIN
 
 exec .venv/bin/python -m pytest "$@"
