@@ -8,9 +8,11 @@ Shared: the network (created or given), the cluster, the load balancer and its l
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import shlex
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any, Optional
 
@@ -18,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.settings import AwsSettings, Settings
-from components.spec import DataVolume, MetricsStore, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec
+from components.spec import DataVolume, MetricsStore, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec, resolved_when
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
@@ -34,6 +36,14 @@ _DEFAULT_ROUTE_PRIORITY = 50000
 # An S3 object outlives the store's own retention by this much, so the store deletes first
 # (Loki's docs: a bucket lifecycle must be longer than the retention period).
 LIFECYCLE_SLACK_DAYS = 1
+
+
+def _nth(index: int, names: list[str]) -> str:
+    return names[index]
+
+
+def _metrics_policy(purpose: str, actions: tuple[str, ...], workspace_arn: str) -> str:
+    return _policy({"Sid": f"Metrics{purpose.title()}", "Effect": "Allow", "Action": list(actions), "Resource": workspace_arn})
 
 
 def _policy(*statements: dict[str, Any]) -> str:
@@ -81,7 +91,7 @@ class AwsPlatform(pulumi.ComponentResource):
         )
         for port in (443, 80):
             for index, cidr in enumerate(self._aws.ingress_cidrs):
-                family = {"cidr_ipv6": cidr} if ipaddress.ip_network(cidr).version == 6 else {"cidr_ipv4": cidr}
+                ipv6 = ipaddress.ip_network(cidr).version == 6
                 aws.vpc.SecurityGroupIngressRule(
                     f"alb-{port}-{index}",
                     security_group_id=self.alb_security_group.id,
@@ -89,7 +99,8 @@ class AwsPlatform(pulumi.ComponentResource):
                     from_port=port,
                     to_port=port,
                     description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
-                    **family,
+                    cidr_ipv4=None if ipv6 else cidr,
+                    cidr_ipv6=cidr if ipv6 else None,
                     opts=child,
                 )
         # Every task carries this group; a service admits it on its own ports only.
@@ -207,7 +218,7 @@ class AwsPlatform(pulumi.ComponentResource):
         public_cidrs, private_cidrs = subnet_cidrs(self._aws.vpc_cidr, zones)
         public, private, private_routes = [], [], []
         for index in range(zones):
-            zone = names.apply(lambda n, i=index: n[i])
+            zone = names.apply(functools.partial(_nth, index))
             subnet = aws.ec2.Subnet(
                 f"public-{index}",
                 vpc_id=vpc.id,
@@ -244,7 +255,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 f"private-{index}",
                 vpc_id=vpc.id,
                 cidr_block=private_cidrs[index],
-                availability_zone=names.apply(lambda n, i=index: n[i]),
+                availability_zone=names.apply(functools.partial(_nth, index)),
                 tags={"Name": f"{self._prefix}-private-{index}"},
                 opts=child,
             )
@@ -279,7 +290,7 @@ class AwsPlatform(pulumi.ComponentResource):
         retain = self._aws.retain_data
         child = pulumi.ResourceOptions(parent=parent)
         # With retainData, `pulumi destroy` leaves the bucket, its data and its guards in the account.
-        kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=retain)
+        kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=retain, protect=retain)
         role = self._task_role(service, parent)
         bucket = aws.s3.Bucket(
             f"{service}-bucket",
@@ -379,7 +390,7 @@ class AwsPlatform(pulumi.ComponentResource):
         if self._aws.metrics_backend != "amp":
             return None
         # With retainData, `pulumi destroy` leaves the workspace and its metrics in the account.
-        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=self._aws.retain_data)
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=self._aws.retain_data, protect=self._aws.retain_data)
         workspace = aws.amp.Workspace("metrics", alias=self._prefix, tags={"Name": self._prefix}, opts=kept)
         aws.amp.WorkspaceConfiguration(
             "metrics",
@@ -392,11 +403,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 aws.iam.RolePolicy(
                     f"{service}-metrics-{purpose}",
                     role=self._task_role(service, self).id,
-                    policy=workspace.arn.apply(
-                        lambda arn, a=actions, p=purpose: _policy(
-                            {"Sid": f"Metrics{p.title()}", "Effect": "Allow", "Action": list(a), "Resource": arn}
-                        )
-                    ),
+                    policy=workspace.arn.apply(functools.partial(_metrics_policy, purpose, tuple(actions))),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
         region = self._aws.region
@@ -566,7 +573,7 @@ class AwsPlatform(pulumi.ComponentResource):
         if maximum > minimum:
             self._autoscale(name, service, minimum, maximum, child)
         external_urls = {
-            p.name: pulumi.Output.all(service.id, self.dns_ready).apply(lambda _, url=self.external_url(p): url)
+            p.name: resolved_when(pulumi.Output.all(service.id, self.dns_ready), self.external_url(p))
             for p in spec.ports
             if p.public is not None
         }
@@ -642,9 +649,9 @@ class AwsPlatform(pulumi.ComponentResource):
         service_group: aws.ec2.SecurityGroup,
         task_role: aws.iam.Role,
         parent: pulumi.Resource,
-    ) -> tuple[aws.efs.FileSystem, aws.efs.AccessPoint, list[pulumi.Resource]]:
+    ) -> tuple[aws.efs.FileSystem, aws.efs.AccessPoint, Sequence[pulumi.Resource]]:
         child = pulumi.ResourceOptions(parent=parent)
-        kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=self._aws.retain_data)
+        kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=self._aws.retain_data, protect=self._aws.retain_data)
         name = f"{service}-{data.name}"
         file_system = aws.efs.FileSystem(
             name,
@@ -795,7 +802,7 @@ class AwsPlatform(pulumi.ComponentResource):
 
     def _routes(
         self, spec: ServiceSpec, security_group: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions
-    ) -> tuple[list[aws.ecs.ServiceLoadBalancerArgs], list[pulumi.Resource]]:
+    ) -> tuple[list[aws.ecs.ServiceLoadBalancerArgs], Sequence[pulumi.Resource]]:
         load_balancers, routes = [], []
         for port in spec.ports:
             route: Optional[PublicRoute] = port.public

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.settings import Settings
-from components.spec import Port, RunningService, ServiceSpec
+from components.spec import Port, RunningService, ServiceSpec, resolved_when
 
 _SECRETS_DIR = "/run/secrets"
 
@@ -132,7 +132,7 @@ class DockerPlatform(pulumi.ComponentResource):
         )
         ready = container.id.apply(lambda _: spec.name)
         external_urls = {
-            p.name: container.id.apply(lambda _, url=self.external_url(p): url)
+            p.name: resolved_when(container.id, self.external_url(p))
             for p in spec.ports
             if p.host_port is not None
         }

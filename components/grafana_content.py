@@ -22,7 +22,8 @@ class DataSourceDefinition:
     uid: str
     name: str
     type: str
-    url: str
+    # An Output when it names something the platform creates (the managed metrics workspace).
+    url: pulumi.Input[str]
     json_data: dict[str, Any]
     is_default: bool = False
 
@@ -128,7 +129,7 @@ class GrafanaContent(pulumi.ComponentResource):
     def __init__(
         self,
         url: pulumi.Output[str],
-        auth: pulumi.Output[str],
+        auth: pulumi.Input[str],
         datasources: list[DataSourceDefinition],
         folders: list[Folder],
         opts: pulumi.ResourceOptions | None = None,

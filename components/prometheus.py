@@ -14,7 +14,6 @@ from components.spec import (
     MetricsStore,
     Platform,
     Port,
-    RunningService,
     ServiceSpec,
     render_when_known,
 )

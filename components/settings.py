@@ -309,7 +309,7 @@ class _AwsReading:
     """aws-only keys are always read (so a typo fails on any target); what a user must supply
     is demanded only when the target is aws."""
 
-    def __init__(self, reader: "_Reader", value: AwsSettings, services: Mapping[str, ServiceSettings]):
+    def __init__(self, reader: _Reader, value: AwsSettings, services: Mapping[str, ServiceSettings]):
         self._reader = reader
         self.value = value
         self._services = services
@@ -319,7 +319,10 @@ class _AwsReading:
         if not v.region:
             problem("aws:region", "is missing; set the AWS provider's region, e.g. `pulumi config set aws:region eu-west-1`")
         if not v.certificate_arn:
-            problem("certificateArn", "is missing; the aws target serves HTTPS only: give the ARN of an issued ACM certificate for domainName in the stack's region")
+            problem(
+                "certificateArn",
+                "is missing; the aws target serves HTTPS only: give the ARN of an issued ACM certificate for domainName in the stack's region",
+            )
         if not v.domain_name:
             problem("domainName", "is missing; the aws target needs the DNS name people and SDKs use, e.g. observability.example.com")
         if not v.ingress_cidrs:
@@ -341,7 +344,7 @@ class _AwsReading:
                 problem(f"{name}MemoryMb", f"{memory} does not fit a Fargate task with {name}Cpu {units}; allowed: {sizes}")
 
 
-def _aws_settings(reader: "_Reader", services: Mapping[str, ServiceSettings], region: Optional[str]) -> _AwsReading:
+def _aws_settings(reader: _Reader, services: Mapping[str, ServiceSettings], region: Optional[str]) -> _AwsReading:
     if region and not _REGION.match(region):
         reader.problem("aws:region", f"{region!r} is not an AWS region; allowed: e.g. eu-west-1, us-east-2")
     vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
@@ -635,7 +638,6 @@ class _Reader:
 def load_from_pulumi() -> Settings:
     """Read the current stack's config once (only called by __main__.py)."""
     import pulumi
-
     from pulumi.runtime.config import is_config_secret
 
     config = pulumi.Config()

@@ -90,6 +90,11 @@ class MetricsStore:
     region: str
 
 
+def resolved_when(output: pulumi.Output[Any], value: str) -> pulumi.Output[str]:
+    """value, available once output is: an address that is only usable after the resource exists."""
+    return output.apply(lambda _: value)
+
+
 def render_when_known(render: Callable[..., T], *inputs: Optional[pulumi.Output[Any]]) -> pulumi.Input[T]:
     """Render now when the platform created nothing to name (local volumes, local Prometheus),
     else once the names of what it created (bucket, workspace) are known."""

@@ -10,6 +10,7 @@ Run it through scripts/stack.sh, which prepares the virtualenv first.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import secrets
 import shutil
@@ -59,11 +60,46 @@ def require_docker(stack: auto.Stack) -> None:
         sys.exit("The dev stack needs a running Docker engine: `docker info` failed. Start Docker and try again.")
 
 
+def prepare_policy_pack(pack: Path) -> None:
+    """Give a Python policy pack its virtualenv (PulumiPolicy.yaml: virtualenv: venv) before the CLI runs it."""
+    if not (pack / "PulumiPolicy.yaml").exists():
+        sys.exit(f"--policy-pack {pack}: no PulumiPolicy.yaml there")
+    requirements = pack / "requirements.txt"
+    venv = pack / "venv"
+    stamp = venv / ".requirements.sha256"
+    wanted = hashlib.sha256(requirements.read_bytes() + (PROJECT_DIR / "constraints.txt").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    print(f"installing the policy pack's dependencies into {venv}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", "requirements.txt"], cwd=pack, check=True)
+    stamp.write_text(wanted)
+
+
+def policy_options(packs: list[str], configs: list[str]) -> dict[str, list[str]]:
+    """Automation API arguments for `--policy-pack` (paths made absolute: the CLI runs in the project)."""
+    if len(configs) > len(packs):
+        sys.exit("--policy-pack-config needs a --policy-pack before it")
+    options: dict[str, list[str]] = {}
+    if packs:
+        for pack in packs:
+            prepare_policy_pack(Path(pack).resolve())
+        options["policy_packs"] = [str(Path(p).resolve()) for p in packs]
+    if configs:
+        options["policy_pack_configs"] = [str(Path(c).resolve()) for c in configs]
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["preview", "up", "destroy", "outputs"])
     parser.add_argument("stack", nargs="?", default="dev")
     parser.add_argument("--show-secrets", action="store_true", help="outputs: print secret outputs in plain text")
+    parser.add_argument(
+        "--policy-pack", action="append", default=[], metavar="DIR", help="preview/up: run this CrossGuard policy pack too (repeatable)"
+    )
+    parser.add_argument("--policy-pack-config", action="append", default=[], metavar="JSON", help="config file for the matching --policy-pack")
     args = parser.parse_args()
 
     env = workspace_env()
@@ -84,10 +120,11 @@ def main() -> None:
     if args.action in ("preview", "up"):
         require_docker(stack)
     common = {"on_output": lambda line: print(line, end="" if line.endswith("\n") else "\n", flush=True), "color": "auto"}
+    policies = policy_options(args.policy_pack, args.policy_pack_config)
     if args.action == "preview":
-        stack.preview(**common)
+        stack.preview(**common, **policies)
     elif args.action == "up":
-        stack.up(show_secrets=False, **common)
+        stack.up(show_secrets=False, **common, **policies)
         print(f"\nGrafana admin password: scripts/stack.sh outputs {args.stack} --show-secrets")
     else:
         stack.destroy(**common)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite. Needs Python 3.11+, Go 1.25+ (the collector, Prometheus and promtool
-# are built from Go modules at the pinned versions, cached after the first build) and promtool
-# from Debian's prometheus package for the PromQL checks. No Docker, no Pulumi CLI. Extra
-# arguments go to pytest.
+# Run the whole test suite. Needs Python 3.11+, Go 1.25+ (the collector, Prometheus, promtool and
+# actionlint are built from Go modules at pinned versions, cached after the first build) and
+# promtool from Debian's prometheus package for the PromQL checks. No Docker, no Pulumi CLI.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ fi
 command -v promtool >/dev/null || { echo "promtool is missing: apt-get install prometheus" >&2; exit 1; }
 OTELCOL_BIN=$(scripts/build-collector.sh)
 prometheus_dir=$(scripts/build-prometheus.sh)
-export OTELCOL_BIN PROMETHEUS_BIN="$prometheus_dir/prometheus" PROMTOOL_BIN="$prometheus_dir/promtool"
+ACTIONLINT_BIN=$(scripts/build-actionlint.sh)
+export OTELCOL_BIN ACTIONLINT_BIN PROMETHEUS_BIN="$prometheus_dir/prometheus" PROMTOOL_BIN="$prometheus_dir/promtool"
 
 exec .venv/bin/python -m pytest "$@"

@@ -64,7 +64,7 @@ class TraceStore(trace_service_pb2_grpc.TraceServiceServicer):
     def __post_init__(self) -> None:
         self._open.set()
 
-    def Export(self, request, context):  # noqa: N802 (gRPC method name)
+    def Export(self, request, context):
         while not self._open.wait(timeout=0.1):
             if not context.is_active():
                 return trace_service_pb2.ExportTraceServiceResponse()
@@ -118,7 +118,7 @@ class LogStore:
         store = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)

@@ -24,7 +24,7 @@ from tests.test_settings import settings_for
 
 
 @pytest.fixture(scope="module")
-def running(otelcol, tmp_path_factory) -> Iterator[tuple[int, int]]:  # noqa: F811
+def running(otelcol, tmp_path_factory) -> Iterator[tuple[int, int]]:
     config = render_collector_config(settings_for("dev"), {name: "127.0.0.1" for name in ("tempo", "loki", "prometheus")})
     otlp, health, metrics = free_port(), free_port(), free_port()
     protocols = config["receivers"]["otlp"]["protocols"]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.dashboards import (
+    datasource_uid,
     expand_variables,
     label_names,
     label_replace_targets,
@@ -19,7 +20,6 @@ from components.dashboards import (
     panels,
     promql_queries,
     targets,
-    datasource_uid,
 )
 from components.grafana_content import DATASOURCE_UIDS, PROMETHEUS_UID
 from components.telemetry import produced_label_names, produced_metric_names

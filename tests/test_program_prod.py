@@ -109,7 +109,7 @@ def test_prod_imports_pulumi_aws():
 def test_one_fargate_service_per_component_with_rollback_and_steady_state(prod, settings):
     (cluster,) = prod.of_type("aws:ecs/cluster:Cluster")
     assert cluster.inputs["settings"] == [{"name": "containerInsights", "value": "enabled"}]
-    for name, service in by_name(prod, SERVICE).items():
+    for service in by_name(prod, SERVICE).values():
         inputs = service.inputs
         assert inputs["launchType"] == "FARGATE"
         assert inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
@@ -245,7 +245,8 @@ def test_tempo_and_loki_keep_their_data_in_their_own_bucket(prod, settings):
     loki_config = _written_config(defined["loki"])
     assert loki_config["schema_config"]["configs"][0]["object_store"] == "s3"
     assert loki_config["compactor"]["delete_request_store"] == "s3"
-    assert loki_config["common"]["storage"] == {"s3": {"bucketnames": buckets["loki"].inputs["bucketPrefix"] + "20261125000000000000000001", "region": MOCK_REGION}}
+    bucket_name = buckets["loki"].inputs["bucketPrefix"] + "20261125000000000000000001"
+    assert loki_config["common"]["storage"] == {"s3": {"bucketnames": bucket_name, "region": MOCK_REGION}}
 
 
 def test_buckets_are_encrypted_blocked_lifecycled_and_tls_only(prod, settings):
@@ -271,7 +272,8 @@ def test_each_bucket_is_usable_only_by_its_owners_task_role(prod):
     for service in ("tempo", "loki"):
         bucket = prod.one(BUCKET, f"{service}-bucket")
         arn = f"arn:aws:s3:::{bucket.inputs['bucketPrefix']}20261125000000000000000001"
-        owner = next(s for s in statements(prod.one("aws:s3/bucketPolicy:BucketPolicy", f"{service}-bucket").inputs["policy"]) if s["Effect"] == "Deny" and "ArnNotEquals" in s.get("Condition", {}))
+        policy = prod.one("aws:s3/bucketPolicy:BucketPolicy", f"{service}-bucket").inputs["policy"]
+        owner = next(s for s in statements(policy) if s["Effect"] == "Deny" and "ArnNotEquals" in s.get("Condition", {}))
         assert owner["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::123456789012:role/{service}-task"
         assert set(owner["Action"]) >= set(OBJECT_ACTIONS)
         assert f"{service}-task" in roles
@@ -495,7 +497,8 @@ STATEFUL = (
 def test_prod_destroy_keeps_the_data(prod):
     for type_ in STATEFUL:
         kept = prod.of_type(type_)
-        assert kept and all(r.options["retainOnDelete"] for r in kept), type_
+        # Retained when the stack goes, and protected so that even that needs a deliberate step.
+        assert kept and all(r.options["retainOnDelete"] and r.options["protect"] for r in kept), type_
     assert all(b.inputs["forceDestroy"] is False for b in prod.of_type(BUCKET))
     # Only the data is kept: compute and network go with the stack.
     assert not any(r.options["retainOnDelete"] for r in prod.of_type(SERVICE) + prod.of_type("aws:efs/mountTarget:MountTarget"))
@@ -505,7 +508,7 @@ def test_stacks_may_opt_out_of_keeping_data():
     run = run_program("prod", {"retainData": "false"})
     assert run.error is None, run.error
     for type_ in STATEFUL:
-        assert not any(r.options["retainOnDelete"] for r in run.of_type(type_)), type_
+        assert not any(r.options["retainOnDelete"] or r.options["protect"] for r in run.of_type(type_)), type_
     assert all(b.inputs["forceDestroy"] is True for b in run.of_type(BUCKET))
 
 
@@ -552,7 +555,7 @@ def test_existing_vpc_is_used_as_given(existing_vpc):
 
 
 def test_metrics_live_in_a_managed_prometheus_workspace(prod, settings):
-    (workspace,) = prod.of_type("aws:amp/workspace:Workspace")
+    assert len(prod.of_type("aws:amp/workspace:Workspace")) == 1
     (configuration,) = prod.of_type("aws:amp/workspaceConfiguration:WorkspaceConfiguration")
     assert configuration.inputs["retentionPeriodInDays"] == settings.prometheus_retention.hours // 24 == 15
     defined = containers(prod)

@@ -85,7 +85,8 @@ BAD_INPUTS = [
     ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
     ("metricsBackend", "amp", "needs target aws"),
     ("metricsBackend", "mimir", "allowed: prometheus, amp"),
-    ("grafanaDatabaseUrl", "postgres://grafana:pw@db.example.internal:5432/grafana", "stored in plain text; set it with `pulumi config set --secret grafanaDatabaseUrl"),
+    ("grafanaDatabaseUrl", "postgres://grafana:pw@db.example.internal:5432/grafana",
+     "stored in plain text; set it with `pulumi config set --secret grafanaDatabaseUrl"),
     ("alertEmailAddresses", '["oncall"]', "'oncall' is not an e-mail address"),
     ("alertEmailAddresses", '"oncall@example.com"', "not a list of strings"),
     ("alertEmailAddresses", '["oncall@example.com"]', "e-mail needs a mail server: set smtpHost and smtpFromAddress"),
@@ -138,7 +139,8 @@ AWS_BAD_INPUTS = [
     ("collectorMaxTasks", "0", "collectorMaxTasks: 0 is below collectorMinTasks"),
     ("vpcId", "vpc-0123456789abcdef0", "publicSubnetIds: has 0 subnet(s); with vpcId set"),
     ("privateSubnetIds", '["subnet-0123456789abcdef0"]', "vpcId: is empty but subnets are given"),
-    ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "certificateArn: is in us-east-1, the stack in eu-west-1"),
+    ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+     "certificateArn: is in us-east-1, the stack in eu-west-1"),
 ]
 
 

@@ -48,4 +48,21 @@ def test_user_backend_and_passphrase_win(stack_script, monkeypatch):
 def test_the_cli_it_installs_matches_the_sdk(stack_script):
     import importlib.metadata
 
-    assert stack_script.PULUMI_VERSION == importlib.metadata.version("pulumi")
+    assert importlib.metadata.version("pulumi") == stack_script.PULUMI_VERSION
+
+
+def test_policy_packs_pass_through_as_absolute_paths(stack_script, monkeypatch):
+    prepared = []
+    monkeypatch.setattr(stack_script, "prepare_policy_pack", prepared.append)
+    monkeypatch.chdir(project_path())
+    assert stack_script.policy_options([], []) == {}
+    options = stack_script.policy_options(["policy"], ["cfg.json"])
+    assert options == {"policy_packs": [str(project_path("policy"))], "policy_pack_configs": [str(project_path("cfg.json"))]}
+    assert prepared == [project_path("policy")]
+    with pytest.raises(SystemExit, match="needs a --policy-pack"):
+        stack_script.policy_options([], ["cfg.json"])
+
+
+def test_a_folder_without_a_policy_pack_is_refused(stack_script, tmp_path):
+    with pytest.raises(SystemExit, match=r"no PulumiPolicy\.yaml"):
+        stack_script.prepare_policy_pack(tmp_path)

@@ -1,0 +1,108 @@
+"""The offline render command: every config a stack deploys, from the stack file alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from components import collector, loki, prometheus, render, tempo
+from components.alerts import load_rule_groups
+from components.dashboards import load_folders
+from components.grafana_content import DATASOURCE_UIDS
+from components.stack import scrape_targets
+from components.stackconfig import stack_names
+from components.yamltext import to_yaml
+from tests.harness import project_path, run_program, unwrap
+from tests.test_settings import settings_for
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_configs_equal_the_renderers_output(stack):
+    settings = settings_for(stack)
+    hosts = render.internal_hosts(settings)
+    traces, logs, metrics = render.stores(settings)
+    files = render.render_stack(stack)
+    assert files["collector/config.yaml"] == to_yaml(collector.render_collector_config(settings, hosts, metrics))
+    assert files["prometheus/prometheus.yml"] == to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts), metrics))
+    assert files["tempo/tempo.yaml"] == to_yaml(tempo.render_tempo_config(settings, hosts, traces, metrics))
+    assert files["loki/loki.yaml"] == to_yaml(loki.render_loki_config(settings, logs))
+
+
+def test_prod_renders_its_object_storage_and_managed_metrics():
+    files = render.render_stack("prod")
+    assert "backend: s3" in files["tempo/tempo.yaml"] and "<tempo bucket, named at deploy>" in files["tempo/tempo.yaml"]
+    assert "object_store: s3" in files["loki/loki.yaml"] and "<loki bucket, named at deploy>" in files["loki/loki.yaml"]
+    assert "sigv4auth" in files["collector/config.yaml"] and "bearertokenauth" in files["collector/config.yaml"]
+    assert "aps-workspaces" in files["grafana/datasources.json"]
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_datasource_dashboard_and_rule_group_is_written(stack):
+    files = render.render_stack(stack)
+    assert {s["uid"] for s in json.loads(files["grafana/datasources.json"])} == set(DATASOURCE_UIDS)
+    for folder in load_folders():
+        for dashboard in folder.dashboards:
+            assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == dashboard.model
+    groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
+    for group in groups:
+        document = json.loads(files[f"grafana/alert-rules/{group.slug}.json"])
+        assert [r["uid"] for r in document["rules"]] == [r.uid for r in group.rules]
+        assert all(r["annotations"]["runbook_url"].startswith("docs/runbook.md#") for r in document["rules"])
+
+
+def test_dev_render_is_what_the_dev_program_uploads():
+    """The offline hosts agree with the Docker platform's: the collector config is byte for byte
+    what the program hands its container."""
+    run = run_program("dev")
+    assert run.error is None, run.error
+    files = render.render_stack("dev")
+    uploaded = {
+        c.name: {u["file"]: u["content"] for u in unwrap(c.inputs.get("uploads") or [])}
+        for c in run.of_type("docker:index/container:Container")
+    }
+    assert uploaded["collector"][collector.CONFIG_PATH] == files["collector/config.yaml"]
+    assert uploaded["prometheus"][prometheus.CONFIG_PATH] == files["prometheus/prometheus.yml"]
+    assert uploaded["tempo"][tempo.CONFIG_PATH] == files["tempo/tempo.yaml"]
+    assert uploaded["loki"][loki.CONFIG_PATH] == files["loki/loki.yaml"]
+
+
+def test_prod_services_address_each_other_by_service_discovery_names():
+    config = yaml.safe_load(render.render_stack("prod")["collector/config.yaml"])
+    endpoints = json.dumps(config["exporters"])
+    assert "tempo.observability-prod.internal" in endpoints and "loki.observability-prod.internal" in endpoints
+
+
+def test_command_writes_the_files_without_the_pulumi_cli(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PATH"}
+    # Only the interpreter's own directory on PATH: no pulumi binary can be found.
+    env["PATH"] = os.path.dirname(sys.executable)
+    assert shutil.which("pulumi", path=env["PATH"]) is None
+    result = subprocess.run(
+        [sys.executable, "-m", "components.render", "--stack", "prod", "--out", str(tmp_path)],
+        cwd=project_path(), env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    written = {str(p.relative_to(tmp_path / "prod")) for p in (tmp_path / "prod").rglob("*") if p.is_file()}
+    assert written == set(render.render_stack("prod"))
+    assert f"wrote {len(written)} files" in result.stdout
+    assert (tmp_path / "prod" / "collector" / "config.yaml").read_text() == render.render_stack("prod")["collector/config.yaml"]
+
+
+def test_unknown_stack_is_a_clear_error(tmp_path, capsys):
+    assert render.main(["--stack", "staging", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "no stack file Pulumi.staging.yaml" in error and "dev" in error and "prod" in error
+    assert not any(tmp_path.iterdir())
+
+
+def test_invalid_stack_config_names_the_key(tmp_path):
+    shutil.copy(project_path("Pulumi.yaml"), tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  observability:grafanaImage: grafana/grafana:latest\n")
+    with pytest.raises(render.RenderError, match=r"grafanaImage: 'grafana/grafana:latest' uses 'latest'"):
+        render.render_stack("broken", project_dir=tmp_path)
