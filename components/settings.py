@@ -454,20 +454,11 @@ class _Reader:
         return Secret(value)
 
     def emails(self, key: str) -> tuple[str, ...]:
-        value = self.raw(key)
-        if value is None:
-            return ()
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
-            self.problem(key, f"{value!r} is not a list of strings; allowed: a YAML list of e-mail addresses, or []")
-            return ()
-        for address in parsed:
+        addresses = self.string_list(key, "oncall@example.com") or []
+        for address in addresses:
             if not _EMAIL.match(address):
                 self.problem(key, f"{address!r} is not an e-mail address; allowed: name@example.com")
-        return tuple(parsed)
+        return tuple(addresses)
 
     def choice(self, key: str, allowed: tuple[str, ...], refused: Optional[dict[str, str]] = None) -> str:
         value = self.raw(key)
@@ -617,22 +608,13 @@ class _Reader:
         return number
 
     def origins(self, key: str) -> tuple[str, ...]:
-        value = self.raw(key)
-        if value is None:
-            return ()
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
-            self.problem(key, f"{value!r} is not a list of strings; allowed: a YAML list of origins such as http://localhost:4200")
-            return ()
-        for origin in parsed:
+        origins = self.string_list(key, "http://localhost:4200") or []
+        for origin in origins:
             if origin == "*":
                 self.problem(key, "'*' would let any web site send telemetry; list the app origins instead (scheme://host[:port])")
             elif not _ORIGIN.match(origin):
                 self.problem(key, f"{origin!r} is not an origin; allowed: scheme://host[:port] with http or https, no path")
-        return tuple(parsed)
+        return tuple(origins)
 
 
 def load_from_pulumi() -> Settings:

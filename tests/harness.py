@@ -63,6 +63,20 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
 
 
+def plain_strings(value: Any):
+    """Every string in registered inputs that is not inside a secret."""
+    if is_secret(value):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from plain_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
 def unwrap(value: Any) -> Any:
     """Strip secret wrappers, recursively."""
     if is_secret(value):

@@ -25,7 +25,7 @@ from components.alerts import (
 from components.dashboards import label_names, label_replace_targets, metric_names
 from components.grafana_content import DATASOURCE_UIDS
 from components.telemetry import SCRAPE_JOBS, produced_label_names, produced_metric_names
-from tests.harness import is_secret, project_path, run_program, unwrap
+from tests.harness import is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_dashboards import _check_with_promtool
 
 GROUPS = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
@@ -368,19 +368,6 @@ def test_only_slack_configured_routes_everything_to_slack():
     assert all(set(p.inputs) & {"slacks", "emails", "pagerduties"} == {"slacks"} for p in points.values())
 
 
-def _plain_strings(value):
-    if is_secret(value):
-        return
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _plain_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _plain_strings(item)
-    elif isinstance(value, str):
-        yield value
-
-
 def test_credentials_stay_secret_in_inputs_and_outputs(contacted):
     slack = [c for c in contacted.of_type(CONTACT_POINT) if "slacks" in c.inputs]
     pagerduty = [c for c in contacted.of_type(CONTACT_POINT) if "pagerduties" in c.inputs]
@@ -400,14 +387,14 @@ def test_credentials_stay_secret_in_inputs_and_outputs(contacted):
     assert SMTP_PASSWORD in json.dumps(unwrap(grafana.inputs["uploads"]))
     for secret in (SLACK_URL, PAGERDUTY_KEY, SMTP_PASSWORD):
         for resource in contacted.resources:
-            for text in _plain_strings(resource.inputs):
+            for text in plain_strings(resource.inputs):
                 assert secret not in text, f"{resource.type} {resource.name}"
         assert secret not in json.dumps(contacted.outputs)
 
 
 def test_the_secrecy_check_catches_a_plain_credential():
     leaked = {"slacks": [{"url": SLACK_URL}]}
-    assert SLACK_URL in list(_plain_strings(leaked))
+    assert SLACK_URL in list(plain_strings(leaked))
 
 
 def test_a_credential_in_plain_text_is_refused_without_echoing_it():

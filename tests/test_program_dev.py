@@ -15,7 +15,7 @@ from components.dashboards import load_folders
 from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.yamltext import to_yaml
-from tests.harness import PROJECT, is_secret, project_path, run_program, unwrap
+from tests.harness import PROJECT, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
 CONTAINER = "docker:index/container:Container"
@@ -277,18 +277,6 @@ def test_admin_password_is_generated_and_never_in_plain_text(dev):
     assert is_secret(grafana.inputs["uploads"])
     assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/gf_security_admin_password" in grafana.inputs["envs"]
     assert not any(e.startswith("GF_SECURITY_ADMIN_PASSWORD=") for e in grafana.inputs["envs"])
-
-    def plain_strings(value):
-        if is_secret(value):
-            return
-        if isinstance(value, dict):
-            for item in value.values():
-                yield from plain_strings(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from plain_strings(item)
-        elif isinstance(value, str):
-            yield value
 
     for resource in dev.resources:
         for text in plain_strings(resource.inputs):

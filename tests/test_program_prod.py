@@ -18,7 +18,7 @@ from components.aws_platform import OBJECT_ACTIONS, lifecycle_days
 from components.settings import SERVICES
 from components.spec import MetricsStore, ObjectStore
 from components.yamltext import to_yaml
-from tests.harness import MOCK_REGION, is_secret, project_path, run_program, unwrap
+from tests.harness import MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
@@ -324,18 +324,6 @@ def test_secrets_reach_containers_only_as_ecs_secrets(prod):
         assert [sorted(r.rsplit("/", 1)[-1] for r in as_list(x)) for x in readable] == (
             [sorted(expected[service].values())] if service in expected else []
         )
-
-    def plain_strings(value):
-        if is_secret(value):
-            return
-        if isinstance(value, dict):
-            for item in value.values():
-                yield from plain_strings(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from plain_strings(item)
-        elif isinstance(value, str):
-            yield value
 
     for resource in prod.resources:
         for text in plain_strings(resource.inputs):
