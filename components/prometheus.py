@@ -23,6 +23,7 @@ NAME = "prometheus"
 HTTP = Port("http", 9090)
 DATA_DIR = "/prometheus"
 CONFIG_PATH = "/etc/prometheus/prometheus.yml"
+COLLECTOR_JOB = "otel-collector"
 
 
 def prometheus_args(agent: bool = False) -> tuple[str, ...]:
@@ -37,6 +38,15 @@ def prometheus_args(agent: bool = False) -> tuple[str, ...]:
         "--web.enable-otlp-receiver",
         "--enable-feature=exemplar-storage",
     )
+
+
+def _targets(settings: Settings, job: str, target: str) -> dict[str, Any]:
+    host, port = target.rsplit(":", 1)
+    if job == COLLECTOR_JOB and settings.aws is not None and settings.aws.collector_max_tasks > 1:
+        # The collector scales out behind one service-discovery name with an A record per task:
+        # resolve it every 30 s and scrape each task, not whichever one the name points at.
+        return {"dns_sd_configs": [{"names": [host], "type": "A", "port": int(port), "refresh_interval": "30s"}]}
+    return {"static_configs": [{"targets": [target]}]}
 
 
 def render_prometheus_config(
@@ -55,7 +65,7 @@ def render_prometheus_config(
         "scrape_configs": [
             {
                 "job_name": job,
-                "static_configs": [{"targets": [target]}],
+                **_targets(settings, job, target),
                 # Prometheus 3 would keep UTF-8 names (dots); dashboards use the underscore form.
                 "metric_name_validation_scheme": "legacy",
             }

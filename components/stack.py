@@ -23,7 +23,7 @@ from components.tempo import Tempo
 def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
     """Prometheus job -> every component's own metrics endpoint."""
     return {
-        "otel-collector": f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
+        prometheus.COLLECTOR_JOB: f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
         "prometheus": f"localhost:{prometheus.HTTP.container_port}",
         "tempo": f"{hosts[tempo.NAME]}:{tempo.HTTP.container_port}",
         "loki": f"{hosts[loki.NAME]}:{loki.HTTP.container_port}",

@@ -153,7 +153,14 @@ def test_scrub_runs_on_traces_and_logs_but_not_metrics(settings):
 
 def test_prometheus_scrapes_every_component_itself_and_keeps_retention(settings):
     config = render_prometheus_config(settings, scrape_targets(HOSTS))
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
+
+    def target(job: dict) -> str:
+        if "dns_sd_configs" in job:
+            (discovery,) = job["dns_sd_configs"]
+            return f"{discovery['names'][0]}:{discovery['port']}"
+        return job["static_configs"][0]["targets"][0]
+
+    jobs = {job["job_name"]: target(job) for job in config["scrape_configs"]}
     assert set(jobs) == {"otel-collector", "prometheus", "tempo", "loki", "grafana"}
     for job, target in jobs.items():
         host, port = target.split(":")
@@ -162,6 +169,19 @@ def test_prometheus_scrapes_every_component_itself_and_keeps_retention(settings)
         else:
             assert int(port) in PORTS_BY_HOST[host], job
     assert config["storage"]["tsdb"]["retention"]["time"] == f"{settings.prometheus_retention.hours}h"
+
+
+def test_a_scaled_out_collector_is_scraped_task_by_task():
+    """prod runs up to collectorMaxTasks collectors behind one name; dev runs one."""
+    def collector_job(stack: str, **overrides: str) -> dict:
+        config = render_prometheus_config(settings_for(stack, **overrides), scrape_targets(HOSTS))
+        return next(j for j in config["scrape_configs"] if j["job_name"] == "otel-collector")
+
+    scaled = collector_job("prod")
+    assert "static_configs" not in scaled
+    assert scaled["dns_sd_configs"] == [{"names": ["collector"], "type": "A", "port": collector.METRICS.container_port, "refresh_interval": "30s"}]
+    assert collector_job("prod", collectorMinTasks="1", collectorMaxTasks="1")["static_configs"] == [{"targets": ["collector:8888"]}]
+    assert collector_job("dev")["static_configs"] == [{"targets": ["collector:8888"]}]
 
 
 def test_prometheus_receives_remote_write_and_stores_exemplars():
