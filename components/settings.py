@@ -19,6 +19,8 @@ SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
 # Where metrics are kept: the self-hosted Prometheus, or Amazon Managed Service for Prometheus.
 METRICS_BACKENDS = ("prometheus", "amp")
+# A workspace's retention in days: 1 to 1095 (AWS documents three years at most).
+AMP_MAX_RETENTION_DAYS = 1095
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # Fargate task sizes: CPU units -> allowed memory in MiB.
@@ -262,6 +264,11 @@ def load_settings(
         if not require_token:
             reader.problem("otlpRequireToken", "is false; the aws target takes OTLP from the internet, so it must be true")
         aws_settings.check_required()
+        if aws_settings.value.metrics_backend == "amp" and retention["prometheus"].hours > AMP_MAX_RETENTION_DAYS * 24:
+            reader.problem(
+                "prometheusRetention",
+                f"is {retention['prometheus'].hours // 24} days; Amazon Managed Service for Prometheus keeps at most {AMP_MAX_RETENTION_DAYS}",
+            )
     elif aws_settings.value.metrics_backend == "amp":
         reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
     contacts = AlertContacts(

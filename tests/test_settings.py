@@ -141,6 +141,7 @@ AWS_BAD_INPUTS = [
     ("privateSubnetIds", '["subnet-0123456789abcdef0"]', "vpcId: is empty but subnets are given"),
     ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
      "certificateArn: is in us-east-1, the stack in eu-west-1"),
+    ("prometheusRetention", "160w", "prometheusRetention: is 1120 days; Amazon Managed Service for Prometheus keeps at most 1095"),
 ]
 
 
