@@ -12,7 +12,8 @@ _REPORT: list[str] = []
 
 def report(line: str) -> None:
     """A measured number or a stated limit, printed at the end of the run (not only on failure)."""
-    _REPORT.append(line)
+    if line not in _REPORT:
+        _REPORT.append(line)
 
 
 def pytest_terminal_summary(terminalreporter):

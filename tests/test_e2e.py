@@ -33,6 +33,7 @@ class Run:
     prometheus: Prometheus
     collector: Collector
     health_checks: int
+    conventions: str
 
 
 def load_traffic():
@@ -42,8 +43,13 @@ def load_traffic():
     return module
 
 
-@pytest.fixture(scope="module")
-def run(otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Run]:
+# The instrumentations' HTTP conventions: stable with the opt-in the README recommends, and the
+# older ones they still emit by default. The dashboards must work with either.
+CONVENTIONS = {"stable-http": {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}, "old-http": {}}
+
+
+@pytest.fixture(scope="module", params=sorted(CONVENTIONS))
+def run(request, otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Run]:
     workdir = tmp_path_factory.mktemp("e2e")
     settings = settings_for("dev")
     tempo = TraceStore().start()
@@ -57,7 +63,7 @@ def run(otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Run]:
     app = SampleApp(
         workdir, collector.otlp_grpc,
         extra_env={
-            "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
+            **CONVENTIONS[request.param],
             # A team that captures request headers: credentials must still never be stored.
             "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization,cookie,content-type",
         },
@@ -74,7 +80,7 @@ def run(otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Run]:
         # The app keeps running: it exports its cumulative metrics every second, as in production.
         poll(lambda: sum(s.name == "POST /api/decks" and s.kind == SERVER for s in tempo.received()) >= ROUNDS, 30)
         poll(lambda: sum(r.body == "deck created" for r in loki.received()) >= ROUNDS, 30)
-        yield Run(tempo, loki, prometheus, collector, health_checks=ROUNDS)
+        yield Run(tempo, loki, prometheus, collector, health_checks=ROUNDS, conventions=request.param)
     finally:
         for process in reversed(started):
             process.stop()
@@ -101,7 +107,7 @@ def test_health_check_spans_are_dropped_and_the_rest_arrive(run):
     assert filtered >= run.health_checks
     for route in ("/api/decks", "/api/auth/login", "/api/documents", "/api/error", "/api/slow"):
         assert server_spans(run, route), route
-    report(f"e2e: {len(spans)} spans reached the Tempo stand-in; {int(filtered)} health-check spans dropped by the collector")
+    report(f"e2e ({run.conventions}): {len(spans)} spans reached the Tempo stand-in; {int(filtered)} health-check spans dropped by the collector")
 
 
 def test_spans_carry_the_resource_attributes_the_collector_adds(run):
@@ -166,7 +172,7 @@ def test_every_dashboard_query_on_app_or_collector_metrics_returns_data(run):
     poll(lambda: not without_data(), 60, interval=2)
     empty = without_data()
     assert not empty, "queries without data:\n" + "\n".join(f"{d} / {t}: {e}" for d, t, e in empty)
-    report(f"e2e: {len(checked)} dashboard queries return data from the real pipeline")
+    report(f"e2e ({run.conventions}): {len(checked)} dashboard queries return data from the real pipeline")
     report(
         "e2e: not checkable here (Tempo's metrics generator makes these series; no Tempo binary runs here): "
         + "; ".join(sorted(set(not_here)))
