@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -166,7 +167,11 @@ class Prometheus:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        reply = json.load(urllib.request.urlopen(url, timeout=10))
+        try:
+            reply = json.load(urllib.request.urlopen(url, timeout=10))
+        except urllib.error.HTTPError as error:
+            # 4xx: Prometheus parsed the query and refused to run it; its reason names the problem.
+            raise AssertionError(f"{expr}\n-> {error.code}: {error.read().decode()}") from None
         assert reply["status"] == "success", reply
         return reply["data"]["result"]
 

@@ -131,3 +131,18 @@ def test_stack_health_shows_every_scrape_job():
     (up_query,) = [expr for _, expr in promql_queries(health.model, PROMETHEUS_UID) if expr.startswith("up{")]
     jobs = set(re.search(r'job=~"([^"]+)"', up_query).group(1).split("|"))
     assert jobs == set(scrape_targets({name: name for name in SERVICES}))
+
+
+# rate() over a selector that matches several metric names drops the names, and series that then
+# differ by nothing make Prometheus refuse the whole query ("vector cannot contain metrics with the
+# same labelset"). Found by running the alert rules against the real Prometheus in tests/test_e2e.py.
+_MULTI_NAME_RANGE = re.compile(r"\{__name__=~\"[^\"]*\|[^\"]*\"[^}]*\}\s*\[")
+
+
+def test_no_query_takes_a_range_over_several_metric_names():
+    from components.alerts import all_rules, load_rule_groups
+
+    queries = [expr for _, _, expr in QUERIES] + [r.query for r in all_rules(load_rule_groups(datasource_uids=DATASOURCE_UIDS))]
+    offending = [q for q in queries if _MULTI_NAME_RANGE.search(q)]
+    assert not offending, offending
+    assert _MULTI_NAME_RANGE.search('sum(rate({__name__=~"a_total|b_total"}[5m]))')
