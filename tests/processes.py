@@ -80,7 +80,9 @@ def anonymous_rss_bytes(pid: int) -> int:
 class Collector:
     """The built collector running our rendered config for a stack."""
 
-    def __init__(self, binary: str, settings: Settings, workdir: Path, tempo: str, loki: str, prometheus: str):
+    def __init__(
+        self, binary: str, settings: Settings, workdir: Path, tempo: str, loki: str, prometheus: str, env: Optional[dict[str, str]] = None
+    ):
         config = render_collector_config(settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"})
         self.otlp_grpc, self.otlp_http, self.health, self.metrics = (free_port() for _ in range(4))
         protocols = config["receivers"]["otlp"]["protocols"]
@@ -97,6 +99,7 @@ class Collector:
         config["exporters"]["otlp_http/loki"]["endpoint"] = loki
         config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = prometheus
         self.binary = binary
+        self.env = {**os.environ, **(env or {})}
         self.config = config
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
@@ -105,7 +108,7 @@ class Collector:
     def start(self) -> Collector:
         self.path.write_text(to_yaml(self.config))
         with self.log.open("a") as log:
-            self.process = subprocess.Popen([self.binary, f"--config={self.path}"], stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen([self.binary, f"--config={self.path}"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_for(f"http://127.0.0.1:{self.health}/")
         return self
 
