@@ -39,6 +39,7 @@ OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
 QUEUE_DIR = "/var/lib/otelcol/file_storage"
 QUEUE_OWNER = "10001:10001"
 QUEUE_STORAGE = "file_storage/queue"
+QUEUE_BYTES = 1024**3
 
 # Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
 # path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
@@ -88,11 +89,13 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
         "sending_queue": {
             "enabled": True,
             "storage": QUEUE_STORAGE,
-            # Incoming requests (an SDK sends up to 512 spans or log records in one): hours of a
-            # small team's telemetry, bounded by the volume rather than by memory.
-            "sizer": "requests",
-            "queue_size": 20000,
-            "batch": {"sizer": "items", "flush_timeout": "200ms", "min_size": 2048, "max_size": 8192},
+            # Bytes on disk per exporter: hours of a small team's telemetry, whatever the size of
+            # the requests that bring it.
+            "sizer": "bytes",
+            "queue_size": QUEUE_BYTES,
+            # Batches are held in memory while they are being sent (up to 10 at once, more while a
+            # store hangs): bounded in bytes, whatever the size of a span or log line.
+            "batch": {"sizer": "bytes", "flush_timeout": "200ms", "min_size": 512 * 1024, "max_size": 2 * 1024 * 1024},
         },
         # No time limit: a store that is down for an hour must not cost the hour's data. Permanent
         # errors (a rejected payload) are never retried; a full queue refuses new data instead.

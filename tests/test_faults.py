@@ -32,6 +32,7 @@ from tests.test_settings import settings_for
 OUTAGE_SECONDS = 60
 # The memory limiter's limit for the overload test: a small collector container's worth.
 OVERLOAD_LIMIT_MIB = 128
+OVERLOAD_QUEUE_BYTES = 64 * 2**20
 
 
 class CountingExporter(SpanExporter):
@@ -109,7 +110,7 @@ def test_a_store_outage_and_a_collector_restart_lose_no_span(otelcol, tmp_path):
             f"faults: Tempo down {OUTAGE_SECONDS} s with a collector restart after {OUTAGE_SECONDS // 2} s: "
             f"{created} spans created, {len(sent)} acknowledged by the collector, {len(set(received) & sent)} delivered, "
             f"{len(missing)} missing, {len(received) - len(set(received))} duplicates; "
-            f"{queued_at_restart} created before the restart; {int(queue_before_recovery)} requests queued when Tempo came back"
+            f"{queued_at_restart} created before the restart; {queue_before_recovery / 1024:.0f} KiB queued on disk when Tempo came back"
         )
         assert arrived and not missing
         assert queue_before_recovery > 0, "the outage should have queued data"
@@ -140,6 +141,8 @@ def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otel
     tempo, loki = TraceStore().start(), LogStore()
     tempo.block()
     collector = make_collector(otelcol, tmp_path, tempo, loki)
+    # A queue that fills in seconds instead of the stack's gigabyte on disk.
+    collector.config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["queue_size"] = OVERLOAD_QUEUE_BYTES
     # The stack's percentages, applied to a small container instead of this machine's memory.
     collector.config["processors"]["memory_limiter"] = {
         "check_interval": "100ms",
@@ -157,14 +160,20 @@ def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otel
     loading.set()
 
     def sender() -> None:
+        """Sends as fast as it is let, and backs off on a retryable error as OTLP clients must
+        (the SDKs start at 1 s; this one at 0.25 s, so the pressure stays on)."""
+        backoff = 0.0
         with grpc.insecure_channel(f"127.0.0.1:{collector.otlp_grpc}") as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)
             while loading.is_set():
                 try:
                     stub.Export(request, timeout=10)
                     outcomes["OK"] += 1
+                    backoff = 0.0
                 except grpc.RpcError as error:
                     outcomes[error.code().name] += 1
+                    backoff = min(2.0, max(0.25, backoff * 2))
+                    time.sleep(backoff)
 
     senders = [threading.Thread(target=sender) for _ in range(4)]
     peak_heap = peak_rss = 0
@@ -183,12 +192,15 @@ def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otel
         loading.clear()
         for thread in senders:
             thread.join()
-        accepted = collector.scrape()["otelcol_receiver_accepted_spans_total"]
-        refused = collector.scrape()["otelcol_receiver_refused_spans_total"]
+        metrics = collector.scrape()
+        accepted = metrics["otelcol_receiver_accepted_spans_total"]
+        refused = metrics["otelcol_receiver_refused_spans_total"]
+        by_memory = metrics.get("otelcol_processor_memory_limiter_refused_spans_total", 0)
         report(
-            f"faults: overload for 20 s with Tempo blocked and a {limit_mib} MiB limit: requests {dict(outcomes)}; "
-            f"spans accepted {int(accepted)}, refused {int(refused)}; peak heap {peak_heap / 2**20:.0f} MiB, "
-            f"peak anonymous RSS {peak_rss / 2**20:.0f} MiB"
+            f"faults: overload for 20 s with Tempo blocked, a {limit_mib} MiB memory limit and a "
+            f"{OVERLOAD_QUEUE_BYTES >> 20} MiB queue: requests {dict(outcomes)}; spans accepted {int(accepted)}, "
+            f"refused {int(refused)} ({int(by_memory)} by the memory limiter, the rest by the full queue); "
+            f"peak heap {peak_heap / 2**20:.0f} MiB, peak anonymous RSS {peak_rss / 2**20:.0f} MiB"
         )
         assert not crashed and collector.alive()
         assert outcomes["OK"] > 0 and refused > 0
