@@ -210,7 +210,7 @@ def main() -> None:
         "# Collector benchmark",
         "",
         f"Run on {datetime.date.today().isoformat()} by `scripts/benchmark.py --seconds {args.seconds:g}` on "
-        f"{platform.machine()}, {os.cpu_count()} cores, shared by the collector, the load "
+        f"{platform.machine()}, {os.cpu_count()} cores, shared by the collector, the load generator "
         f"({SENDERS} sender processes, unthrottled, {SPANS_PER_REQUEST} spans per request in traces of 4) and the sink. Collector: {version}.",
         "",
         "| variant | spans/s sent | spans/s accepted | refused | CPU (cores) | peak RSS (MiB) | peak anonymous RSS (MiB) | vs plan |",
