@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from components.settings import ProblemsError
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ALERTS_DIR = PROJECT_DIR / "configs" / "alerts"
 RUNBOOK_PATH = PROJECT_DIR / "docs" / "runbook.md"
@@ -61,12 +63,10 @@ _RULE_KEYS = {
 }
 
 
-class AlertRulesError(ValueError):
-    """Raised with one line per problem, each naming the file and the rule."""
+class AlertRulesError(ProblemsError):
+    """One line per problem, each naming the file and the rule."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid alert rules:\n" + "\n".join(f"  - {p}" for p in problems))
+    heading = "invalid alert rules"
 
 
 @dataclass(frozen=True)

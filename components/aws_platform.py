@@ -75,7 +75,7 @@ class AwsPlatform(pulumi.ComponentResource):
         self._settings = settings
         self._aws: AwsSettings = settings.aws
         self._prefix = settings.resource_prefix.lower()
-        self._namespace_name = f"{self._prefix}.internal"
+        self._namespace_name = settings.service_domain
         self._task_roles: dict[str, aws.iam.Role] = {}
         self._next_path_priority = _PATH_ROUTE_PRIORITY
         child = pulumi.ResourceOptions(parent=self)

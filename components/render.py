@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components import collector, loki, prometheus, tempo
-from components.alerts import AlertRulesError, RuleGroup, load_rule_groups, rule_stages
+from components.alerts import RuleGroup, load_rule_groups, rule_stages
 from components.dashboards import load_folders
 from components.grafana_content import DATASOURCE_UIDS, datasource_definitions
-from components.settings import SERVICES, Settings, SettingsError, load_settings
+from components.settings import SERVICES, ProblemsError, Settings, load_settings
 from components.spec import MetricsStore, ObjectStore
 from components.stack import scrape_targets
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
@@ -34,7 +34,7 @@ def internal_hosts(settings: Settings) -> dict[str, str]:
     """How services address each other: Docker network aliases; ECS service discovery names
     (the platforms' internal_host, which needs a running Pulumi program to construct)."""
     if settings.target == "aws":
-        return {name: f"{name}.{settings.resource_prefix}.internal" for name in SERVICES}
+        return {name: f"{name}.{settings.service_domain}" for name in SERVICES}
     return {name: name for name in SERVICES}
 
 
@@ -90,7 +90,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     try:
         settings = load_settings(lambda key: config.get(prefix + key), project, stack, aws_region=config.get("aws:region"))
         groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
-    except (SettingsError, AlertRulesError) as error:
+    except ProblemsError as error:
         raise RenderError(f"stack {stack!r}: {error}") from None
     hosts = internal_hosts(settings)
 

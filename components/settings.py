@@ -59,12 +59,20 @@ _PAGERDUTY_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
 _SMTP_HOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
 
-class SettingsError(ValueError):
-    """Raised with one line per invalid config key."""
+class ProblemsError(ValueError):
+    """Every problem found in one input, one line each, under a heading that says which input."""
+
+    heading = "invalid input"
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(f"{self.heading}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class SettingsError(ProblemsError):
+    """One line per invalid config key."""
+
+    heading = "invalid stack configuration"
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,11 @@ class Settings:
     def resource_prefix(self) -> str:
         """Prefix for names that must be unique on a host or in an account."""
         return f"{self.project}-{self.stack}"
+
+    @property
+    def service_domain(self) -> str:
+        """The private DNS namespace services find each other in on aws (Cloud Map)."""
+        return f"{self.resource_prefix.lower()}.internal"
 
 
 # Keys whose values are credentials: they must be set with `pulumi config set --secret`.

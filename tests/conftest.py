@@ -42,3 +42,13 @@ def prometheus_bin() -> str:
 @pytest.fixture(scope="session")
 def promtool_bin() -> str:
     return _binary("PROMTOOL_BIN", "scripts/build-prometheus.sh")
+
+
+@pytest.fixture(scope="session")
+def dev():
+    """The real program run once under mocks against Pulumi.dev.yaml."""
+    from tests.harness import run_program
+
+    run = run_program("dev")
+    assert run.error is None, run.error
+    return run

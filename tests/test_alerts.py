@@ -226,13 +226,6 @@ def test_the_metric_check_catches_a_name_no_pipeline_produces():
 
 
 @pytest.fixture(scope="module")
-def dev():
-    run = run_program("dev")
-    assert run.error is None, run.error
-    return run
-
-
-@pytest.fixture(scope="module")
 def contacted():
     run = run_program("dev", ALL_CONTACTS, secret_keys=SECRET_KEYS)
     assert run.error is None, run.error

@@ -4,7 +4,6 @@ and exposes its own metrics under the names the stack-health dashboard queries."
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -14,41 +13,25 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from components.collector import QUEUE_STORAGE, render_collector_config
 from components.dashboards import load_folders, metric_names, promql_queries
 from components.grafana_content import PROMETHEUS_UID
 from components.telemetry import COLLECTOR_INTERNAL
-from components.yamltext import to_yaml
-from tests.processes import free_port, scrape, wait_for
+from tests.processes import Collector, free_port, scrape
 from tests.test_settings import settings_for
 
 
 @pytest.fixture(scope="module")
 def running(otelcol, tmp_path_factory) -> Iterator[tuple[int, int]]:
-    config = render_collector_config(settings_for("dev"), {name: "127.0.0.1" for name in ("tempo", "loki", "prometheus")})
-    otlp, health, metrics = free_port(), free_port(), free_port()
-    protocols = config["receivers"]["otlp"]["protocols"]
-    protocols["grpc"]["endpoint"] = f"127.0.0.1:{otlp}"
-    protocols["http"]["endpoint"] = f"127.0.0.1:{free_port()}"
-    config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{health}"
-    queue = tmp_path_factory.mktemp("queue")
-    config["extensions"][QUEUE_STORAGE].update(directory=str(queue), compaction={"directory": str(queue), "on_start": True})
-    reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
-    reader.update(host="127.0.0.1", port=metrics)
-    # Backends on ports nobody listens on: exports fail and retry, as with a store that is down.
+    # Stores on a port nobody listens on: exports fail and retry, as with a store that is down.
     dead = free_port()
-    config["exporters"]["otlp_grpc/tempo"]["endpoint"] = f"127.0.0.1:{dead}"
-    config["exporters"]["otlp_http/loki"]["endpoint"] = f"http://127.0.0.1:{dead}/otlp"
-    config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = f"http://127.0.0.1:{dead}/api/v1/write"
-    path = tmp_path_factory.mktemp("collector") / "config.yaml"
-    path.write_text(to_yaml(config))
-    process = subprocess.Popen([otelcol, f"--config={path}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector = Collector(
+        otelcol, settings_for("dev"), tmp_path_factory.mktemp("collector"),
+        tempo=f"127.0.0.1:{dead}", loki=f"http://127.0.0.1:{dead}/otlp", prometheus=f"http://127.0.0.1:{dead}/api/v1/write",
+    ).start()
     try:
-        wait_for(f"http://127.0.0.1:{health}/")
-        yield otlp, metrics
+        yield collector.otlp_grpc, collector.metrics
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        collector.stop()
 
 
 def send_spans(otlp_port: int, routes: list[str]) -> None:

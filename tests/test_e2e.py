@@ -192,7 +192,7 @@ SELF_WATCHING = ("stack-collector-down", "stack-prometheus-down", "stack-collect
 
 def test_alert_queries_evaluate_on_the_real_pipeline(run):
     """The app rules see the sample app's traffic: its Celery and document failures (a quarter of
-    the tasks) cross their thresholds, its occasional 500 (under 5% of requests) does not."""
+    the tasks) cross their thresholds, its occasional 500 (about 2% of requests) does not."""
     values: dict[str, float] = {}
     for rule in alert_rules_on_prometheus():
         # Every rule runs (a query Prometheus refuses to execute would leave the alert mute).

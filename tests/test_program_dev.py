@@ -30,13 +30,6 @@ MOCK_PASSWORD = "mock-password-grafana-admin-password"
 
 
 @pytest.fixture(scope="module")
-def dev():
-    run = run_program("dev")
-    assert run.error is None, run.error
-    return run
-
-
-@pytest.fixture(scope="module")
 def settings():
     return settings_for("dev")
 
