@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components.alerts import AlertRulesError, load_rule_groups
-from components.grafana_content import DATASOURCE_UIDS
+from components.grafana.alerts import AlertRulesError, load_rule_groups
+from components.grafana.content import DATASOURCE_UIDS
 from components.settings import SettingsError, load_from_pulumi
 from components.stack import build_stack
 
@@ -14,12 +14,12 @@ except (SettingsError, AlertRulesError) as error:
     raise pulumi.RunError(str(error)) from None
 
 if settings.target == "docker":
-    from components.docker_platform import DockerPlatform
+    from components.platforms.docker import DockerPlatform
 
     platform = DockerPlatform(settings)
 else:
     # Imported only here: pulumi_aws costs seconds of import time the docker target never needs.
-    from components.aws_platform import AwsPlatform
+    from components.platforms.aws.platform import AwsPlatform
 
     platform = AwsPlatform(settings)
 

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from components import collector, loki, prometheus, tempo
-from components.alerts import RuleGroup, load_rule_groups, rule_stages
-from components.dashboards import load_folders
-from components.grafana_content import DATASOURCE_UIDS, datasource_definitions
+from components.grafana.alerts import RuleGroup, load_rule_groups, rule_stages
+from components.grafana.content import DATASOURCE_UIDS, datasource_definitions
+from components.grafana.dashboards import load_folders
+from components.platforms.spec import MetricsStore, ObjectStore
+from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES, ProblemsError, Settings, load_settings
-from components.spec import MetricsStore, ObjectStore
 from components.stack import scrape_targets
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
 from components.yamltext import to_yaml
@@ -56,7 +56,7 @@ def stores(settings: Settings) -> tuple[Optional[ObjectStore], Optional[ObjectSt
 
 
 def rule_group_document(group: RuleGroup) -> dict[str, Any]:
-    """A rule group as the Grafana provider creates it (see components/alerting.py)."""
+    """A rule group as the Grafana provider creates it (see components/grafana/alerting.py)."""
     return {
         "name": group.name,
         "intervalSeconds": group.interval_seconds,

@@ -6,18 +6,18 @@ from typing import Any
 
 import pulumi
 
-from components import collector, grafana, loki, prometheus, tempo
-from components.alerting import Alerting
-from components.alerts import RuleGroup
-from components.collector import Collector
-from components.dashboards import load_folders
-from components.grafana import Grafana
-from components.grafana_content import GrafanaContent, datasource_definitions
-from components.loki import Loki
-from components.prometheus import Prometheus
+from components.grafana.alerting import Alerting
+from components.grafana.alerts import RuleGroup
+from components.grafana.content import GrafanaContent, datasource_definitions
+from components.grafana.dashboards import load_folders
+from components.platforms.spec import Platform
+from components.services import collector, grafana, loki, prometheus, tempo
+from components.services.collector import Collector
+from components.services.grafana import Grafana
+from components.services.loki import Loki
+from components.services.prometheus import Prometheus
+from components.services.tempo import Tempo
 from components.settings import SERVICES, Settings
-from components.spec import Platform
-from components.tempo import Tempo
 
 
 def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:

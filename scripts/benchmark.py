@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.collector import render_collector_config  # noqa: E402
+from components.services.collector import render_collector_config  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
 from tests.processes import Collector, anonymous_rss_bytes, free_port, scrape, wait_for  # noqa: E402
 from tests.test_settings import settings_for  # noqa: E402

@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 import yaml
 
-from components.collector import QUEUE_STORAGE, render_collector_config
-from components.prometheus import prometheus_args, render_prometheus_config
+from components.services.collector import QUEUE_STORAGE, render_collector_config
+from components.services.prometheus import prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
 

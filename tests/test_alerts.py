@@ -11,8 +11,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from components.alerting import FOLDER_UID
-from components.alerts import (
+from components.grafana.alerting import FOLDER_UID
+from components.grafana.alerts import (
     EXPRESSION_UID,
     SEVERITIES,
     AlertRulesError,
@@ -22,8 +22,8 @@ from components.alerts import (
     runbook_anchors,
     severity_routes,
 )
-from components.dashboards import label_names, label_replace_targets, metric_names
-from components.grafana_content import DATASOURCE_UIDS
+from components.grafana.content import DATASOURCE_UIDS
+from components.grafana.dashboards import label_names, label_replace_targets, metric_names
 from components.telemetry import SCRAPE_JOBS, produced_label_names, produced_metric_names
 from tests.harness import is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_dashboards import _check_with_promtool
@@ -172,7 +172,7 @@ def test_a_uid_used_twice_is_refused(tmp_path):
 
 def test_a_broken_rule_file_stops_the_program_before_any_resource(monkeypatch, tmp_path):
     root = _write_group(tmp_path, {"severity": "page"})
-    import components.alerts as alerts
+    import components.grafana.alerts as alerts
 
     monkeypatch.setattr(alerts, "ALERTS_DIR", root / "alerts")
     monkeypatch.setattr(alerts, "RUNBOOK_PATH", root / "runbook.md")

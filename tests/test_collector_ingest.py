@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from components.collector import BEARER_TOKEN_ENV
+from components.services.collector import BEARER_TOKEN_ENV
 from tests.processes import Collector
 from tests.test_settings import settings_for
 

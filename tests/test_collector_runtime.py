@@ -13,8 +13,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from components.dashboards import load_folders, metric_names, promql_queries
-from components.grafana_content import PROMETHEUS_UID
+from components.grafana.content import PROMETHEUS_UID
+from components.grafana.dashboards import load_folders, metric_names, promql_queries
 from components.telemetry import COLLECTOR_INTERNAL
 from tests.processes import Collector, free_port, scrape
 from tests.test_settings import settings_for

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.collector import BEARER_TOKEN_ENV, render_collector_config
 from components.render import stores
+from components.services.collector import BEARER_TOKEN_ENV, render_collector_config
 from components.settings import SERVICES
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.dashboards import (
+from components.grafana.content import DATASOURCE_UIDS, PROMETHEUS_UID
+from components.grafana.dashboards import (
     datasource_uid,
     expand_variables,
     label_names,
@@ -21,7 +22,6 @@ from components.dashboards import (
     promql_queries,
     targets,
 )
-from components.grafana_content import DATASOURCE_UIDS, PROMETHEUS_UID
 from components.telemetry import produced_label_names, produced_metric_names
 
 FOLDERS = load_folders()
@@ -140,7 +140,7 @@ _MULTI_NAME_RANGE = re.compile(r"\{__name__=~\"[^\"]*\|[^\"]*\"[^}]*\}\s*\[")
 
 
 def test_no_query_takes_a_range_over_several_metric_names():
-    from components.alerts import all_rules, load_rule_groups
+    from components.grafana.alerts import all_rules, load_rule_groups
 
     queries = [expr for _, _, expr in QUERIES] + [r.query for r in all_rules(load_rule_groups(datasource_uids=DATASOURCE_UIDS))]
     offending = [q for q in queries if _MULTI_NAME_RANGE.search(q)]

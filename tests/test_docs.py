@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.alerts import runbook_anchors
+from components.grafana.alerts import runbook_anchors
 from tests.harness import project_path
 
 
@@ -28,6 +28,6 @@ def test_readme_links_the_workflows_the_policy_pack_and_the_docs():
 
 def test_architecture_names_files_that_exist():
     text = project_path("docs", "architecture.md").read_text()
-    for path in ("components/spec.py", "components/docker_platform.py", "components/stack.py", "components/collector.py",
-                 "components/grafana_content.py", "configs/collector-builder.yaml", "components/alerts.py"):
+    for path in ("components/platforms/spec.py", "components/platforms/docker.py", "components/stack.py", "components/services/collector.py",
+                 "components/grafana/content.py", "configs/collector-builder.yaml", "components/grafana/alerts.py"):
         assert path in text and project_path(path).exists(), path

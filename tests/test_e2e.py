@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from components.alerts import all_rules, load_rule_groups
-from components.dashboards import load_folders, metric_names, promql_queries
-from components.grafana_content import DATASOURCE_UIDS, PROMETHEUS_UID
+from components.grafana.alerts import all_rules, load_rule_groups
+from components.grafana.content import DATASOURCE_UIDS, PROMETHEUS_UID
+from components.grafana.dashboards import load_folders, metric_names, promql_queries
 from components.telemetry import TEMPO_GENERATED
 from tests.conftest import report
 from tests.processes import SAMPLE_APP, Collector, Prometheus, SampleApp, poll

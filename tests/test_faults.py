@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from components.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE
+from components.services.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE
 from tests.conftest import report
 from tests.processes import Collector, anonymous_rss_bytes, poll
 from tests.stand_ins import LogStore, TraceStore

@@ -94,14 +94,14 @@ def dev() -> StackUnderPolicy:
 
 
 # The aws platform is being built; until its module exists, prod stops with this error by design.
-AWS_PLATFORM_BUILT = importlib.util.find_spec("components.aws_platform") is not None
+AWS_PLATFORM_BUILT = importlib.util.find_spec("components.platforms.aws.platform") is not None
 
 
 @pytest.fixture(scope="module")
 def prod() -> StackUnderPolicy:
     stack = run_under_policy("prod")
     if stack.run.error is not None and not AWS_PLATFORM_BUILT and "has no platform" in str(stack.run.error):
-        pytest.xfail("prod (target aws) has no platform yet: its resources are checked once components/aws_platform.py exists")
+        pytest.xfail("prod (target aws) has no platform yet: its resources are checked once components/platforms/aws/platform.py exists")
     assert stack.run.error is None, f"prod must run under mocks for the policies to check it: {stack.run.error}"
     return stack
 

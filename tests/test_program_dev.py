@@ -10,8 +10,8 @@ import textwrap
 import pytest
 import yaml
 
-from components import collector, loki, prometheus, tempo
-from components.dashboards import load_folders
+from components.grafana.dashboards import load_folders
+from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.yamltext import to_yaml

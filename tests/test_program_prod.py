@@ -13,10 +13,10 @@ import botocore.session
 import pytest
 import yaml
 
-from components import collector, loki, prometheus, tempo
-from components.aws_platform import OBJECT_ACTIONS, lifecycle_days
+from components.platforms.aws.platform import OBJECT_ACTIONS, lifecycle_days
+from components.platforms.spec import MetricsStore, ObjectStore
+from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES
-from components.spec import MetricsStore, ObjectStore
 from components.yamltext import to_yaml
 from tests.harness import MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for

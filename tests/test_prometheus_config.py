@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.prometheus import render_prometheus_config
+from components.services.prometheus import render_prometheus_config
 from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.stackconfig import stack_names

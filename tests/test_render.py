@@ -11,10 +11,11 @@ import sys
 import pytest
 import yaml
 
-from components import collector, loki, prometheus, render, tempo
-from components.alerts import load_rule_groups
-from components.dashboards import load_folders
-from components.grafana_content import DATASOURCE_UIDS
+from components import render
+from components.grafana.alerts import load_rule_groups
+from components.grafana.content import DATASOURCE_UIDS
+from components.grafana.dashboards import load_folders
+from components.services import collector, loki, prometheus, tempo
 from components.stack import scrape_targets
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml

@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from components import collector, grafana, loki, prometheus, tempo
-from components.collector import render_collector_config
-from components.loki import render_loki_config
-from components.prometheus import prometheus_args, render_prometheus_config
+from components.services import collector, grafana, loki, prometheus, tempo
+from components.services.collector import render_collector_config
+from components.services.loki import render_loki_config
+from components.services.prometheus import prometheus_args, render_prometheus_config
+from components.services.tempo import render_tempo_config
 from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.stackconfig import stack_names
-from components.tempo import render_tempo_config
 from tests.test_settings import settings_for
 
 HOSTS = {name: name for name in SERVICES}

@@ -218,7 +218,7 @@ def test_a_stack_file_touches_its_stack_docs_and_tests_none_and_code_all(stacks_
     stacks = ["dev", "prod", "staging"]
     assert stacks_script.touched(["Pulumi.prod.yaml"], stacks) == ["prod"]
     assert stacks_script.touched(["docs/runbook.md", "README.md", "tests/test_policy.py"], stacks) == []
-    for shared in ("components/tempo.py", "Pulumi.yaml", "configs/alerts/stack.yaml", "policy/rules.py", "constraints.txt"):
+    for shared in ("components/services/tempo.py", "Pulumi.yaml", "configs/alerts/stack.yaml", "policy/rules.py", "constraints.txt"):
         assert stacks_script.touched(["README.md", shared], stacks) == stacks, shared
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-DASHBOARDS_DIR = Path(__file__).resolve().parent.parent / "configs" / "dashboards"
+from components.stackconfig import PROJECT_DIR
+
+DASHBOARDS_DIR = PROJECT_DIR / "configs" / "dashboards"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_random as random
 
-from components import loki, prometheus, tempo
-from components.settings import Settings
-from components.spec import (
+from components.platforms.spec import (
     ConfigFile,
     DataVolume,
     MetricsStore,
@@ -21,6 +19,8 @@ from components.spec import (
     ServiceSpec,
     render_when_known,
 )
+from components.services import loki, prometheus, tempo
+from components.settings import Settings
 from components.yamltext import to_yaml
 
 NAME = "collector"

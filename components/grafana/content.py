@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pulumi
 import pulumiverse_grafana as grafana
 
-from components.dashboards import Folder
+from components.grafana.dashboards import Folder
 
 PROMETHEUS_UID = "prometheus"
 TEMPO_UID = "tempo"

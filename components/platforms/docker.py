@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
+from components.platforms.spec import Port, RunningService, ServiceSpec, resolved_when
 from components.settings import Settings
-from components.spec import Port, RunningService, ServiceSpec, resolved_when
 
 _SECRETS_DIR = "/run/secrets"
 

@@ -6,8 +6,7 @@ from typing import Any, Optional
 
 import pulumi
 
-from components.settings import Settings
-from components.spec import (
+from components.platforms.spec import (
     ConfigFile,
     DataVolume,
     HealthCheck,
@@ -17,6 +16,7 @@ from components.spec import (
     ServiceSpec,
     render_when_known,
 )
+from components.settings import Settings
 from components.yamltext import to_yaml
 
 NAME = "prometheus"

@@ -6,9 +6,7 @@ from typing import Any, Optional
 
 import pulumi
 
-from components import prometheus
-from components.settings import Settings
-from components.spec import (
+from components.platforms.spec import (
     ConfigFile,
     DataVolume,
     HealthCheck,
@@ -20,6 +18,8 @@ from components.spec import (
     ServiceSpec,
     render_when_known,
 )
+from components.services import prometheus
+from components.settings import Settings
 from components.yamltext import to_yaml
 
 NAME = "tempo"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
+from components.platforms.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute, SecretValue, ServiceSpec
 from components.settings import Settings
-from components.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute, SecretValue, ServiceSpec
 
 NAME = "grafana"
 HTTP = Port("http", 3000)

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.platforms.spec import DataVolume, MetricsStore, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec, resolved_when
 from components.settings import AwsSettings, Settings
-from components.spec import DataVolume, MetricsStore, ObjectStore, Port, PublicRoute, RunningService, ServiceSpec, resolved_when
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.

@@ -1,12 +1,12 @@
 """Grafana-managed alerting through the provider: the rule folder and groups, contact points and the
-notification policy. What the rules say lives in configs/alerts/ (loaded by components/alerts.py)."""
+notification policy. What the rules say lives in configs/alerts/ (loaded by components/grafana/alerts.py)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumiverse_grafana as grafana
 
-from components.alerts import CONDITION_REF, SEVERITIES, RuleGroup, describe_routes, rule_stages, severity_routes
+from components.grafana.alerts import CONDITION_REF, SEVERITIES, RuleGroup, describe_routes, rule_stages, severity_routes
 from components.settings import AlertContacts
 
 FOLDER_UID = "alert-rules"

@@ -2,7 +2,7 @@
 
 Pure functions only: loading and validating the files, turning a rule into the query stages of a
 Grafana-managed rule, and deciding which contact point each severity goes to. The resources are
-created in components/alerting.py.
+created in components/grafana/alerting.py.
 
 A rule file:
 
@@ -33,8 +33,8 @@ from typing import Any
 import yaml
 
 from components.settings import ProblemsError
+from components.stackconfig import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 ALERTS_DIR = PROJECT_DIR / "configs" / "alerts"
 RUNBOOK_PATH = PROJECT_DIR / "docs" / "runbook.md"
 # Where runbook links point: the runbook as the repository shows it.
