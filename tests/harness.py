@@ -34,7 +34,9 @@ class Registered:
     inputs: dict[str, Any]
     provider: Optional[str]
     urn: str = ""
-    # Resource options as the engine receives them: protect, retainOnDelete, ignoreChanges.
+    # The parent's URN as the mock monitor made it ("" for the stack itself).
+    parent_urn: str = ""
+    # Resource options as the engine receives them: protect, retainOnDelete, ignoreChanges, aliases.
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -171,12 +173,6 @@ def run_program(
 
     _sync_await(run_pulumi_func(program))
     _sync_await(run_pulumi_func(lambda: _sync_await(settle())))
-    monitor = pulumi.runtime.settings.get_monitor()
-    for urn in monitor.resources:  # type: ignore[union-attr]
-        type_, name = urn.split("::")[2].split("$")[-1], urn.split("::")[3]
-        for resource in run.resources:
-            if resource.type == type_ and resource.name == name:
-                resource.urn = urn
     return run
 
 
@@ -189,15 +185,22 @@ def _record_options(run: ProgramRun) -> None:
         response = register(request)
         for resource in reversed(run.resources):
             if resource.type == request.type and resource.name == request.name:
+                resource.urn, resource.parent_urn = response.urn, request.parent
                 resource.options = {
                     "protect": bool(request.protect),
                     "retainOnDelete": bool(request.retainOnDelete),
                     "ignoreChanges": list(request.ignoreChanges),
+                    "aliases": [_alias_spec(alias) for alias in request.aliases],
                 }
                 break
         return response
 
     monitor.RegisterResource = recording  # type: ignore[union-attr]
+
+
+def _alias_spec(alias: Any) -> dict[str, Any]:
+    spec = alias.spec
+    return {"name": spec.name, "type": spec.type, "parentUrn": spec.parentUrn, "noParent": spec.noParent}
 
 
 def dumps(value: Any) -> str:

@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 import yaml
 
-from components.platforms.aws.platform import OBJECT_ACTIONS, lifecycle_days
+from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import MetricsStore, ObjectStore
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES

@@ -1,0 +1,224 @@
+"""The stack's one public entry point: the HTTPS load balancer, its listeners, the domain's DNS
+record, and the routes (target group and listener rule) that publish a service's port."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.platforms.aws.iam import moved_from
+from components.platforms.spec import Port, PublicRoute, ServiceSpec
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Traffic on the load balancer reaches a route by these priorities: path routes first.
+_PATH_ROUTE_PRIORITY = 100
+_DEFAULT_ROUTE_PRIORITY = 50000
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    prefix: str
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    domain_name: str
+    certificate_arn: str
+    ingress_cidrs: tuple[str, ...]
+    # A Route 53 zone the stack writes the domain's record into; None: the user points DNS.
+    hosted_zone_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PublishedPorts:
+    """What a service needs to take traffic from the edge."""
+
+    load_balancers: list[aws.ecs.ServiceLoadBalancerArgs]
+    # The listener rules: the service starts only once its routes exist.
+    routes: Sequence[pulumi.Resource]
+
+
+class Edge(pulumi.ComponentResource):
+    def __init__(self, name: str, args: EdgeArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("observability:aws:Edge", name, None, opts)
+        self._args = args
+        self._next_path_priority = _PATH_ROUTE_PRIORITY
+        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+
+        self.security_group = aws.ec2.SecurityGroup(
+            "alb",
+            vpc_id=args.vpc_id,
+            description="Load balancer: HTTPS (and HTTP, redirected) from the allowed networks",
+            tags={"Name": f"{args.prefix}-alb"},
+            opts=child,
+        )
+        for port in (443, 80):
+            for index, cidr in enumerate(args.ingress_cidrs):
+                ipv6 = ipaddress.ip_network(cidr).version == 6
+                aws.vpc.SecurityGroupIngressRule(
+                    f"alb-{port}-{index}",
+                    security_group_id=self.security_group.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
+                    cidr_ipv4=None if ipv6 else cidr,
+                    cidr_ipv6=cidr if ipv6 else None,
+                    opts=child,
+                )
+        self.load_balancer = aws.lb.LoadBalancer(
+            "alb",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.security_group.id],
+            subnets=list(args.public_subnet_ids),
+            drop_invalid_header_fields=True,
+            opts=child,
+        )
+        self.https_listener = aws.lb.Listener(
+            "https",
+            load_balancer_arn=self.load_balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=args.certificate_arn,
+            # Only requests for our domain reach a service (see publish()).
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="fixed-response",
+                    fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                        content_type="text/plain", message_body="not found", status_code="404"
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        # With a hosted zone the name resolves to the load balancer before anyone (the Grafana
+        # provider included) uses it; without one the user points DNS at loadBalancerDnsName.
+        self.dns_ready: pulumi.Output[str] = self.load_balancer.dns_name
+        if args.hosted_zone_id:
+            record = aws.route53.Record(
+                "domain",
+                zone_id=args.hosted_zone_id,
+                name=args.domain_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id, evaluate_target_health=True
+                    )
+                ],
+                opts=child,
+            )
+            self.dns_ready = record.fqdn
+        self.http_listener = aws.lb.Listener(
+            "http",
+            load_balancer_arn=self.load_balancer.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port="443", status_code="HTTP_301"),
+                )
+            ],
+            opts=child,
+        )
+        self.register_outputs({"loadBalancerDnsName": self.load_balancer.dns_name, "httpsListener": self.https_listener.arn})
+
+    def url(self, port: Port) -> str:
+        if port.public is None:
+            raise ValueError(f"port {port.name!r} is internal on the aws target")
+        # One HTTPS name serves every public port; gRPC clients want the port spelled out.
+        return f"https://{self._args.domain_name}" + (":443" if port.public.grpc else "")
+
+    def publish(self, spec: ServiceSpec, security_group: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions) -> PublishedPorts:
+        """A target group and a listener rule (host and path) per public port of the service, and the
+        security-group rules between the load balancer and the service on that port (and its health
+        port). They belong to the service (`child`), so they come and go with it."""
+        load_balancers, routes = [], []
+        for port in spec.ports:
+            route: Optional[PublicRoute] = port.public
+            if route is None:
+                continue
+            health_port = route.health_port or port.container_port
+            for allowed in sorted({port.container_port, health_port}):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{spec.name}-{port.name}-{allowed}-from-alb",
+                    security_group_id=security_group.id,
+                    referenced_security_group_id=self.security_group.id,
+                    ip_protocol="tcp",
+                    from_port=allowed,
+                    to_port=allowed,
+                    description=f"{port.name} (port {allowed}) from the load balancer",
+                    opts=child,
+                )
+                aws.vpc.SecurityGroupEgressRule(
+                    f"alb-to-{spec.name}-{port.name}-{allowed}",
+                    security_group_id=self.security_group.id,
+                    referenced_security_group_id=security_group.id,
+                    ip_protocol="tcp",
+                    from_port=allowed,
+                    to_port=allowed,
+                    description=f"to {spec.name} {port.name} (port {allowed})",
+                    opts=child,
+                )
+            target_group = aws.lb.TargetGroup(
+                f"{spec.name}-{port.name}",
+                port=port.container_port,
+                protocol="HTTP",
+                # ALB speaks gRPC (HTTP/2) to the target only in a GRPC target group.
+                protocol_version="GRPC" if route.grpc else "HTTP1",
+                target_type="ip",
+                vpc_id=self._args.vpc_id,
+                deregistration_delay=30,
+                health_check=target_health_check(route, health_port),
+                opts=child,
+            )
+            if route.paths:
+                priority = self._next_path_priority
+                self._next_path_priority += 10
+            else:
+                priority = _DEFAULT_ROUTE_PRIORITY
+            rule = aws.lb.ListenerRule(
+                f"{spec.name}-{port.name}",
+                listener_arn=self.https_listener.arn,
+                priority=priority,
+                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
+                conditions=[
+                    aws.lb.ListenerRuleConditionArgs(
+                        host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])
+                    ),
+                    aws.lb.ListenerRuleConditionArgs(
+                        path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"])
+                    ),
+                ],
+                opts=child,
+            )
+            routes.append(rule)
+            load_balancers.append(
+                aws.ecs.ServiceLoadBalancerArgs(target_group_arn=target_group.arn, container_name=spec.name, container_port=port.container_port)
+            )
+        return PublishedPorts(load_balancers=load_balancers, routes=routes)
+
+
+def target_health_check(route: PublicRoute, health_port: int) -> aws.lb.TargetGroupHealthCheckArgs:
+    if route.grpc:
+        # A gRPC target group checks with a gRPC call (default path /AWS.ALB/healthcheck): any
+        # gRPC status proves the server answers (an unknown service gets 12, Unimplemented).
+        # The collector's readiness is checked on its health port by the OTLP/HTTP group.
+        return aws.lb.TargetGroupHealthCheckArgs(
+            enabled=True, protocol="HTTP", matcher="0-99", interval=15, healthy_threshold=2, unhealthy_threshold=3
+        )
+    return aws.lb.TargetGroupHealthCheckArgs(
+        enabled=True,
+        protocol="HTTP",
+        path=route.health_path,
+        port=str(health_port),
+        matcher="200",
+        interval=15,
+        healthy_threshold=2,
+        unhealthy_threshold=3,
+    )

@@ -1,0 +1,44 @@
+"""IAM pieces every AWS component shares: policy documents, the ECS task trust, task roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
+def trust_ecs_tasks() -> str:
+    return policy({"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"})
+
+
+def moved_from(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options for a resource that sat directly under `parent` before it got a component of its own:
+    the alias keeps its URN's history, so `pulumi up` updates it in place instead of replacing it."""
+    return pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=parent)])
+
+
+class TaskRoles:
+    """The identity each service's program runs as, one role per service; the grants are added
+    where a resource the service uses is made (its bucket, the metrics workspace, its file system)."""
+
+    def __init__(self) -> None:
+        self._roles: dict[str, aws.iam.Role] = {}
+
+    def of(self, service: str, parent: pulumi.Resource) -> aws.iam.Role:
+        """The service's role, created under `parent` by whichever component asks first."""
+        if service not in self._roles:
+            self._roles[service] = aws.iam.Role(
+                f"{service}-task",
+                assume_role_policy=trust_ecs_tasks(),
+                description=f"The {service} program: only its own data",
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+        return self._roles[service]

@@ -1,0 +1,133 @@
+"""The network the stack runs in: a VPC it creates (public and private subnets per zone, NAT, an S3
+gateway endpoint), or subnets the user gives."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.platforms.aws.iam import moved_from
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    prefix: str
+    region: str
+    vpc_cidr: str
+    availability_zones: int
+    nat_gateways: int
+    # Given: use this VPC and its subnets, create nothing.
+    vpc_id: Optional[str] = None
+    public_subnet_ids: tuple[str, ...] = ()
+    private_subnet_ids: tuple[str, ...] = ()
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """Public subnets from the first half of the range, private from the second, each /4 longer
+    than the VPC (16 subnets; room for up to 8 zones of each kind)."""
+    network = ipaddress.IPv4Network(vpc_cidr)
+    blocks = [str(b) for b in network.subnets(prefixlen_diff=4)]
+    return blocks[:zones], blocks[8 : 8 + zones]
+
+
+def _nth(index: int, names: list[str]) -> str:
+    return names[index]
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: list[pulumi.Input[str]]
+    private_subnet_ids: list[pulumi.Input[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("observability:aws:Network", name, None, opts)
+        if args.vpc_id:
+            self.vpc_id = args.vpc_id
+            self.public_subnet_ids, self.private_subnet_ids = list(args.public_subnet_ids), list(args.private_subnet_ids)
+        else:
+            self._create(args, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent)))
+        self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids, "privateSubnetIds": self.private_subnet_ids})
+
+    def _create(self, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
+        prefix, zones = args.prefix, args.availability_zones
+        names = aws.get_availability_zones_output(state="available").names
+        vpc = aws.ec2.Vpc(
+            "vpc",
+            cidr_block=args.vpc_cidr,
+            # Cloud Map names and EFS mount target names resolve through the VPC's DNS.
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": prefix},
+            opts=child,
+        )
+        gateway = aws.ec2.InternetGateway("igw", vpc_id=vpc.id, tags={"Name": prefix}, opts=child)
+        public_routes = aws.ec2.RouteTable(
+            "public",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
+            tags={"Name": f"{prefix}-public"},
+            opts=child,
+        )
+        public_cidrs, private_cidrs = subnet_cidrs(args.vpc_cidr, zones)
+        public, private, private_routes = [], [], []
+        for index in range(zones):
+            subnet = aws.ec2.Subnet(
+                f"public-{index}",
+                vpc_id=vpc.id,
+                cidr_block=public_cidrs[index],
+                availability_zone=names.apply(functools.partial(_nth, index)),
+                tags={"Name": f"{prefix}-public-{index}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child)
+            public.append(subnet)
+        # NAT gives the tasks egress (image pulls, Secrets Manager, CloudWatch Logs); one is the
+        # cheapest, one per zone keeps egress through a zone outage.
+        nats = []
+        for index in range(args.nat_gateways):
+            address = aws.ec2.Eip(f"nat-{index}", domain="vpc", tags={"Name": f"{prefix}-nat-{index}"}, opts=child)
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"nat-{index}",
+                    allocation_id=address.id,
+                    subnet_id=public[index].id,
+                    tags={"Name": f"{prefix}-nat-{index}"},
+                    opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[gateway])),
+                )
+            )
+        for index in range(zones):
+            routes = aws.ec2.RouteTable(
+                f"private-{index}",
+                vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[index % len(nats)].id)],
+                tags={"Name": f"{prefix}-private-{index}"},
+                opts=child,
+            )
+            subnet = aws.ec2.Subnet(
+                f"private-{index}",
+                vpc_id=vpc.id,
+                cidr_block=private_cidrs[index],
+                availability_zone=names.apply(functools.partial(_nth, index)),
+                tags={"Name": f"{prefix}-private-{index}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"private-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child)
+            private.append(subnet)
+            private_routes.append(routes)
+        # Tempo's and Loki's S3 traffic bypasses the NAT (no per-GB charge): a free gateway endpoint.
+        aws.ec2.VpcEndpoint(
+            "s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[r.id for r in private_routes],
+            tags={"Name": f"{prefix}-s3"},
+            opts=child,
+        )
+        self.vpc_id = vpc.id
+        self.public_subnet_ids, self.private_subnet_ids = [s.id for s in public], [s.id for s in private]

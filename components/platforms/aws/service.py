@@ -1,0 +1,349 @@
+"""One ServiceSpec as an ECS Fargate service: its log group, secrets, roles, security group, task
+definition (an init container writes the config files into a task volume), Cloud Map name,
+public routes, and CPU autoscaling when it may run several tasks."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.platforms.aws.edge import Edge
+from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
+from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
+from components.platforms.spec import ServiceSpec
+
+CONFIG_CONTAINER = "config"
+# Time to flush (Loki's WAL, the collector's queues) before SIGKILL; 120 s is Fargate's most
+# (ContainerDefinition stopTimeout, Amazon ECS API reference).
+STOP_TIMEOUT_SECONDS = 120
+# Target tracking on the service's average CPU (ECSServiceAverageCPUUtilization).
+SCALING_CPU_TARGET = 60
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What every service of the stack shares."""
+
+    prefix: str
+    region: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    cluster: aws.ecs.Cluster
+    namespace: aws.servicediscovery.PrivateDnsNamespace
+    # Every task carries this group; a service admits it on its own ports only.
+    members_security_group: aws.ec2.SecurityGroup
+    edge: Edge
+    log_retention_days: int
+    cpu_architecture: str
+    # The pinned busybox that writes config files into task volumes.
+    utility_image: str
+    retain_data: bool
+
+
+@dataclass(frozen=True)
+class FargateServiceArgs:
+    spec: ServiceSpec
+    cluster: Cluster
+    cpu_units: int
+    task_role: aws.iam.Role
+    # Task counts; more than one minimum or a higher maximum needs spec.stateless.
+    min_tasks: int = 1
+    max_tasks: int = 1
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class FargateService(pulumi.ComponentResource):
+    service: aws.ecs.Service
+
+    def __init__(self, name: str, args: FargateServiceArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("observability:aws:FargateService", name, None, opts)
+        spec, shared = args.spec, args.cluster
+        self._moved_from_parent = moved_from_parent
+        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        name = spec.name
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{shared.prefix}/{name}",
+            retention_in_days=shared.log_retention_days,
+            opts=child,
+        )
+        secrets = []
+        for secret in spec.secrets:
+            stored = aws.secretsmanager.Secret(
+                f"{name}-{secret.env.lower().replace('_', '-')}",
+                name_prefix=f"{shared.prefix}/{name}/{secret.env.lower()}-",
+                description=f"{secret.env} of the {name} service",
+                recovery_window_in_days=7,
+                opts=child,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{secret.env.lower().replace('_', '-')}",
+                secret_id=stored.id,
+                secret_string=secret.value,
+                opts=child,
+            )
+            secrets.append((secret.env, stored))
+
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=trust_ecs_tasks(),
+            description=f"ECS agent for {name}: writes its logs, reads its own secrets",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=pulumi.Output.all(log_group.arn, *[s.arn for _, s in secrets]).apply(
+                lambda arns: policy(
+                    {
+                        "Sid": "Logs",
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": [arns[0], f"{arns[0]}:log-stream:*"],
+                    },
+                    *(
+                        [{"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": list(arns[1:])}]
+                        if len(arns) > 1
+                        else []
+                    ),
+                )
+            ),
+            opts=child,
+        )
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=shared.vpc_id,
+            description=f"{name}: its own ports, from the other services and the load balancer",
+            tags={"Name": f"{shared.prefix}-{name}"},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-egress",
+            security_group_id=security_group.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="Image pulls, AWS APIs, the other services",
+            opts=child,
+        )
+        for port in spec.ports:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{port.name}-from-services",
+                security_group_id=security_group.id,
+                referenced_security_group_id=shared.members_security_group.id,
+                ip_protocol="tcp",
+                from_port=port.container_port,
+                to_port=port.container_port,
+                description=f"{port.name} from the other services",
+                opts=child,
+            )
+
+        volumes, mounts, file_systems = self._volumes(args, security_group)
+        containers = task_containers(spec, shared, log_group.name, secrets, mounts)
+        # The config files travel inside the container definitions (the init container's
+        # environment), so a changed config is a changed task definition: Pulumi registers a new
+        # revision and the service rolls its tasks onto it. No image is built, nothing is fetched.
+        task = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{shared.prefix}-{name}",
+            cpu=str(args.cpu_units),
+            memory=str(spec.memory_mb),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            execution_role_arn=execution_role.arn,
+            task_role_arn=args.task_role.arn,
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(operating_system_family="LINUX", cpu_architecture=shared.cpu_architecture),
+            volumes=volumes,
+            container_definitions=pulumi.Output.json_dumps(containers),
+            opts=child,
+        )
+
+        published = shared.edge.publish(spec, security_group, child)
+        registry = aws.servicediscovery.Service(
+            f"{name}-discovery",
+            name=name,
+            dns_config=aws.servicediscovery.ServiceDnsConfigArgs(
+                namespace_id=shared.namespace.id,
+                dns_records=[aws.servicediscovery.ServiceDnsConfigDnsRecordArgs(ttl=10, type="A")],
+                routing_policy="MULTIVALUE",
+            ),
+            # ECS reports task health to Cloud Map: stopped or unhealthy tasks leave the name.
+            health_check_custom_config=aws.servicediscovery.ServiceHealthCheckCustomConfigArgs(),
+            opts=child,
+        )
+        scales = args.max_tasks > args.min_tasks
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            name=name,
+            cluster=shared.cluster.arn,
+            task_definition=task.arn,
+            desired_count=args.min_tasks,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(shared.private_subnet_ids),
+                security_groups=[security_group.id, shared.members_security_group.id],
+                assign_public_ip=False,
+            ),
+            service_registries=aws.ecs.ServiceServiceRegistriesArgs(registry_arn=registry.arn),
+            load_balancers=published.load_balancers or None,
+            health_check_grace_period_seconds=120 if published.load_balancers else None,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # A stateful service never runs two tasks at once (single writer of its data): the
+            # old task stops before the new one starts.
+            deployment_minimum_healthy_percent=100 if spec.stateless else 0,
+            deployment_maximum_percent=200 if spec.stateless else 100,
+            enable_execute_command=False,
+            propagate_tags="SERVICE",
+            # `pulumi up` returns once the tasks run and pass their health checks (the load
+            # balancer's too), so dependants, and Grafana's content, wait for a working service.
+            wait_for_steady_state=True,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[*published.routes, *file_systems, *args.depends_on],
+                    # Autoscaling owns the count once the service exists.
+                    ignore_changes=["desiredCount"] if scales else None,
+                ),
+            ),
+        )
+        if scales:
+            self._autoscale(name, shared, args.min_tasks, args.max_tasks, child)
+        self.register_outputs({"serviceName": self.service.name, "taskDefinition": task.arn})
+
+    def _volumes(self, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup) -> tuple[list, list[dict[str, Any]], list[pulumi.Resource]]:
+        """Config directories and owned data volumes live on the task's ephemeral storage (the init
+        container writes or hands them over); shared volumes on EFS. Other data volumes stay in the
+        container's writable layer, also task storage: local disk, as a TSDB needs, gone with the task."""
+        spec, shared = args.spec, args.cluster
+        volumes: list[aws.ecs.TaskDefinitionVolumeArgs] = []
+        mounts: list[dict[str, Any]] = []
+        for directory in sorted({str(PurePosixPath(f.path).parent) for f in spec.files}):
+            volume = "config" + directory.replace("/", "-")
+            volumes.append(aws.ecs.TaskDefinitionVolumeArgs(name=volume))
+            mounts.append({"sourceVolume": volume, "containerPath": directory, "readOnly": True})
+        file_systems: list[pulumi.Resource] = []
+        for data in spec.volumes:
+            volume = f"{spec.name}-{data.name}"
+            if data.shared_filesystem:
+                file_system = ServiceFileSystem(
+                    volume,
+                    ServiceFileSystemArgs(
+                        service=spec.name,
+                        volume=data,
+                        prefix=shared.prefix,
+                        vpc_id=shared.vpc_id,
+                        subnet_ids=shared.private_subnet_ids,
+                        service_security_group=security_group,
+                        task_role=args.task_role,
+                        retain=shared.retain_data,
+                    ),
+                    moved_from_parent=self._moved_from_parent,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                volumes.append(file_system.task_volume(volume))
+                file_systems.extend(file_system.mount_targets)
+            elif data.owner:
+                volumes.append(aws.ecs.TaskDefinitionVolumeArgs(name=volume))
+            else:
+                continue
+            mounts.append({"sourceVolume": volume, "containerPath": data.path, "readOnly": False})
+        return volumes, mounts, file_systems
+
+    def _autoscale(self, name: str, shared: Cluster, minimum: int, maximum: int, child: pulumi.ResourceOptions) -> None:
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.concat("service/", shared.cluster.name, "/", self.service.name),
+            min_capacity=minimum,
+            max_capacity=maximum,
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-cpu",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=SCALING_CPU_TARGET,
+                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ECSServiceAverageCPUUtilization"
+                ),
+                scale_out_cooldown=60,
+                scale_in_cooldown=300,
+            ),
+            opts=child,
+        )
+
+
+def task_containers(
+    spec: ServiceSpec,
+    shared: Cluster,
+    log_group_name: pulumi.Input[str],
+    secrets: list[tuple[str, aws.secretsmanager.Secret]],
+    mounts: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The task's container definitions: the program, and the init container that prepares its volumes."""
+
+    def logging(stream_prefix: str) -> dict[str, Any]:
+        return {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": log_group_name, "awslogs-region": shared.region, "awslogs-stream-prefix": stream_prefix},
+        }
+
+    main: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "essential": True,
+        "portMappings": [{"name": p.name, "containerPort": p.container_port, "protocol": "tcp"} for p in spec.ports],
+        "environment": [{"name": key, "value": value} for key, value in sorted(spec.env.items())],
+        # Secrets Manager values, injected by the ECS agent at start: never in the task definition.
+        "secrets": [{"name": env, "valueFrom": stored.arn} for env, stored in secrets],
+        "mountPoints": mounts,
+        "logConfiguration": logging(spec.name),
+        # The whole task's memory: the collector's memory_limiter reads this limit.
+        "memory": spec.memory_mb,
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
+        # A crashed program restarts in place, keeping what it wrote to task storage (the
+        # collector's queue); a new task would start empty.
+        "restartPolicy": {"enabled": True},
+    }
+    if spec.command:
+        main["command"] = list(spec.command)
+    if spec.health:
+        h = spec.health
+        main["healthCheck"] = {
+            "command": ["CMD", *h.command],
+            "interval": h.interval_seconds,
+            "timeout": h.timeout_seconds,
+            "retries": h.retries,
+            "startPeriod": h.start_period_seconds,
+        }
+    # A task volume starts empty and root's. Images without a shell (FROM scratch, distroless)
+    # cannot prepare their own: a pinned busybox writes every config file into the volume the
+    # program mounts read-only, and hands owned data volumes to the program's user.
+    steps = [f'printf "%s" "$CONFIG_FILE_{index}" > {shlex.quote(f.path)}' for index, f in enumerate(spec.files)]
+    owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem]
+    steps += [f"chown -R {shlex.quote(v.owner or '')} {shlex.quote(v.path)}" for v in owned]
+    if not steps:
+        return [main]
+    owned_paths = {v.path for v in owned}
+    writer = {
+        "name": CONFIG_CONTAINER,
+        "image": shared.utility_image,
+        "essential": False,
+        "command": ["sh", "-c", "set -e; " + "; ".join(steps)],
+        "environment": [{"name": f"CONFIG_FILE_{index}", "value": f.content} for index, f in enumerate(spec.files)],
+        "mountPoints": [{**m, "readOnly": False} for m in mounts if m["sourceVolume"].startswith("config-") or m["containerPath"] in owned_paths],
+        "logConfiguration": logging(CONFIG_CONTAINER),
+    }
+    main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}]
+    return [writer, main]
