@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+from components.yamltext import load_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,4 +59,4 @@ def _as_config_string(value: Any) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return load_yaml(handle.read()) or {}

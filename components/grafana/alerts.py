@@ -34,6 +34,7 @@ import yaml
 
 from components.settings import ProblemsError
 from components.stackconfig import PROJECT_DIR
+from components.yamltext import load_yaml
 
 ALERTS_DIR = PROJECT_DIR / "configs" / "alerts"
 RUNBOOK_PATH = PROJECT_DIR / "docs" / "runbook.md"
@@ -152,7 +153,7 @@ def load_rule_groups(
 def _parse_group(path: Path, anchors: set[str], datasource_uids: tuple[str, ...], problems: list[str]) -> RuleGroup | None:
     where = path.name
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         problems.append(f"{where}: not valid YAML ({error})")
         return None

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.stackconfig import PROJECT_DIR
+from components.yamltext import load_yaml
 
 DASHBOARDS_DIR = PROJECT_DIR / "configs" / "dashboards"
 
@@ -41,7 +40,7 @@ def load_folders(root: Path = DASHBOARDS_DIR) -> list[Folder]:
     folders = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
         meta_file = directory / "folder.yaml"
-        meta = yaml.safe_load(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
+        meta = load_yaml(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
         dashboards = tuple(
             Dashboard(path, json.loads(path.read_text(encoding="utf-8"))) for path in sorted(directory.glob("*.json"))
         )
