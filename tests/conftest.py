@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -6,6 +5,8 @@ import pytest
 
 # The program imports `components` from the project root, as `pulumi up` runs it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.processes import built_binary
 
 _REPORT: list[str] = []
 
@@ -23,25 +24,19 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def _binary(variable: str, built_by: str) -> str:
-    path = os.environ.get(variable, "")
-    assert path and Path(path).is_file(), f"set {variable} to a binary built by {built_by} (scripts/test.sh does)"
-    return path
-
-
 @pytest.fixture(scope="session")
 def otelcol() -> str:
-    return _binary("OTELCOL_BIN", "scripts/build-collector.sh")
+    return built_binary("OTELCOL_BIN", "scripts/build-collector.sh")
 
 
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
-    return _binary("PROMETHEUS_BIN", "scripts/build-prometheus.sh")
+    return built_binary("PROMETHEUS_BIN", "scripts/build-prometheus.sh")
 
 
 @pytest.fixture(scope="session")
 def promtool_bin() -> str:
-    return _binary("PROMTOOL_BIN", "scripts/build-prometheus.sh")
+    return built_binary("PROMTOOL_BIN", "scripts/build-prometheus.sh")
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,13 @@ def wait_for(url: str, seconds: float = 30) -> None:
             time.sleep(0.2)
 
 
+def built_binary(variable: str, built_by: str) -> str:
+    """A tool scripts/test.sh built at its pinned version and named in the environment."""
+    path = os.environ.get(variable, "")
+    assert path and Path(path).is_file(), f"set {variable} to a binary built by {built_by} (scripts/test.sh does)"
+    return path
+
+
 def poll(check, seconds: float, interval: float = 0.5):
     """Call check() until it returns something truthy; return that, or the last value at the deadline."""
     deadline = time.monotonic() + seconds

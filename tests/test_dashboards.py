@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from components.grafana.dashboards import (
     targets,
 )
 from components.telemetry import produced_label_names, produced_metric_names
+from tests.processes import built_binary
+from tests.test_settings import settings_for
 
 FOLDERS = load_folders()
 DASHBOARDS = [d for f in FOLDERS for d in f.dashboards]
@@ -72,9 +73,13 @@ def test_dashboards_have_unique_uids():
 
 
 def _promtool() -> str:
-    path = shutil.which("promtool")
-    assert path, "promtool is required: apt-get install prometheus (.ci/run installs it)"
-    return path
+    # The promtool of the pinned Prometheus, which reads every query as the deployed Prometheus will.
+    return built_binary("PROMTOOL_BIN", "scripts/build-prometheus.sh")
+
+
+def test_queries_are_checked_by_the_pinned_promtool():
+    version = subprocess.run([_promtool(), "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"version {settings_for('dev').image('prometheus').rsplit(':v', 1)[1]} " in version, version
 
 
 def _check_with_promtool(expressions: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
