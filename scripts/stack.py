@@ -31,7 +31,14 @@ def pulumi_command() -> auto.PulumiCommand:
     if shutil.which("pulumi"):
         return auto.PulumiCommand()
     print(f"Pulumi CLI not found on PATH: installing v{PULUMI_VERSION} under ~/.pulumi/versions", flush=True)
-    return auto.PulumiCommand.install(version=VersionInfo.parse(PULUMI_VERSION))
+    try:
+        return auto.PulumiCommand.install(version=VersionInfo.parse(PULUMI_VERSION))
+    except (OSError, subprocess.SubprocessError) as error:  # urllib's URLError is an OSError
+        reason = getattr(error, "reason", None) or error
+        sys.exit(
+            f"could not install the Pulumi CLI v{PULUMI_VERSION} ({reason}): install that version yourself "
+            f"(https://www.pulumi.com/docs/iac/download-install/), put `pulumi` on PATH, and run this again"
+        )
 
 
 def workspace_env() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import stat
+import urllib.error
 
 import pytest
 
@@ -66,3 +67,17 @@ def test_policy_packs_pass_through_as_absolute_paths(stack_script, monkeypatch):
 def test_a_folder_without_a_policy_pack_is_refused(stack_script, tmp_path):
     with pytest.raises(SystemExit, match=r"no PulumiPolicy\.yaml"):
         stack_script.prepare_policy_pack(tmp_path)
+
+
+def test_a_cli_that_cannot_be_downloaded_ends_in_one_line_saying_what_to_do(stack_script, monkeypatch):
+    def no_network(**_):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(stack_script.shutil, "which", lambda _: None)
+    monkeypatch.setattr(stack_script.auto.PulumiCommand, "install", staticmethod(no_network))
+    with pytest.raises(SystemExit) as exit_:
+        stack_script.pulumi_command()
+    message = str(exit_.value.code)
+    assert "\n" not in message and "Traceback" not in message
+    assert f"Pulumi CLI v{stack_script.PULUMI_VERSION}" in message and "name resolution" in message
+    assert "put `pulumi` on PATH" in message
