@@ -14,6 +14,13 @@ from components.platforms.spec import ObjectStore
 
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging")
+# Every action that lists, reads, writes or deletes data, object versions included (Amazon S3's
+# actions reference: GetObjectVersion, ListBucketVersions, DeleteObjectVersion, ...): denied to
+# everyone but the owning service's role. Management actions (policy, lifecycle) stay with admins.
+DATA_ACTIONS = (
+    "s3:ListBucket*", "s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*",
+    "s3:RestoreObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload",
+)
 # An S3 object outlives the store's own retention by this much, so the store deletes first
 # (Loki's docs: a bucket lifecycle must be longer than the retention period).
 LIFECYCLE_SLACK_DAYS = 1
@@ -114,7 +121,7 @@ class ServiceBucket(pulumi.ComponentResource):
                         "Sid": "DataOnlyThroughTheServiceRole",
                         "Effect": "Deny",
                         "Principal": "*",
-                        "Action": ["s3:ListBucket", *OBJECT_ACTIONS],
+                        "Action": list(DATA_ACTIONS),
                         "Resource": [arns[0], f"{arns[0]}/*"],
                         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": arns[1]}},
                     },
