@@ -254,6 +254,8 @@ def test_grafana_runs_with_a_viewer_anonymous_role_in_dev(dev):
     assert "GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer" in envs
     assert "GF_ANALYTICS_REPORTING_ENABLED=false" in envs
     assert not any(e.startswith("GF_AUTH_ANONYMOUS_ORG_ROLE=Admin") for e in envs)
+    # Plain HTTP on localhost: a Secure cookie would never be sent back, so no login would hold.
+    assert not any(e.startswith(("GF_SECURITY_COOKIE_SECURE", "GF_SECURITY_STRICT_TRANSPORT_SECURITY")) for e in envs)
 
 
 def test_anonymous_access_can_be_turned_off():

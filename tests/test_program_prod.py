@@ -452,6 +452,9 @@ def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert env["GF_AUTH_DISABLE_LOGIN_FORM"] == "false"
     assert env["GF_SERVER_ROOT_URL"] == f"https://{DOMAIN}/"
+    # Served over HTTPS: the session cookie never travels in plain HTTP, and browsers keep to HTTPS.
+    assert env["GF_SECURITY_COOKIE_SECURE"] == env["GF_SECURITY_STRICT_TRANSPORT_SECURITY"] == "true"
+    assert int(env["GF_SECURITY_STRICT_TRANSPORT_SECURITY_MAX_AGE_SECONDS"]) >= 180 * 24 * 3600
     (provider,) = prod.of_type("pulumi:providers:grafana")
     assert provider.inputs["url"] == f"https://{DOMAIN}"
     sources = {d.inputs["uid"]: d.inputs["url"] for d in prod.of_type("grafana:oss/dataSource:DataSource")}

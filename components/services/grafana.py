@@ -33,6 +33,24 @@ def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> 
         **smtp_env(settings),
         **({"GF_AUTH_SIGV4_AUTH_ENABLED": "true"} if sigv4_auth else {}),
         **database_env(settings),
+        **https_env(root_url),
+    }
+
+
+# HSTS lifetime: a year, the common production value (Grafana's default is a day); the whole domain
+# is HTTPS-only (port 80 only redirects), so browsers may remember that.
+HSTS_MAX_AGE_SECONDS = 365 * 24 * 3600
+
+
+def https_env(root_url: str) -> dict[str, str]:
+    """Behind HTTPS, the session cookie is sent over HTTPS only and browsers are told to use HTTPS
+    for the domain (Grafana's security hardening guide: cookie_secure, strict_transport_security)."""
+    if not root_url.startswith("https://"):
+        return {}
+    return {
+        "GF_SECURITY_COOKIE_SECURE": "true",
+        "GF_SECURITY_STRICT_TRANSPORT_SECURITY": "true",
+        "GF_SECURITY_STRICT_TRANSPORT_SECURITY_MAX_AGE_SECONDS": str(HSTS_MAX_AGE_SECONDS),
     }
 
 
