@@ -315,9 +315,22 @@ def test_iam_policies_name_specific_resources(prod):
             for resource in as_list(statement["Resource"]):
                 # A wildcard only as the tail of a named resource (objects of one bucket, streams of one group).
                 assert resource.startswith("arn:aws:") and "*" not in resource.rsplit("/", 1)[0].rsplit(":log-stream", 1)[0], (policy.name, resource)
+    allow_ecs = {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}}
     for role in prod.of_type(ROLE):
-        trust = statements(role.inputs["assumeRolePolicy"])
-        assert trust == [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]
+        (trust,) = statements(role.inputs["assumeRolePolicy"])
+        if role.name.endswith("-execution"):
+            # Assumed by the ECS agent, for which the ECS guide documents no source conditions.
+            assert trust == allow_ecs
+            continue
+        # A task role: only tasks of this account and region (confused-deputy conditions).
+        assert trust == {
+            **allow_ecs,
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{MOCK_REGION}:123456789012:*"},
+                "StringEquals": {"aws:SourceAccount": "123456789012"},
+            },
+        }, role.name
+    assert sum(not r.name.endswith("-execution") for r in prod.of_type(ROLE)) == 5
 
 
 def test_secrets_reach_containers_only_as_ecs_secrets(prod):

@@ -19,6 +19,22 @@ def trust_ecs_tasks() -> str:
     return policy({"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"})
 
 
+def trust_ecs_tasks_of(account_id: str, region: str) -> str:
+    """A task role only ECS tasks of this account and region may assume: the confused-deputy
+    conditions the Amazon ECS developer guide gives for task IAM roles (aws:SourceArn, aws:SourceAccount)."""
+    return policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{region}:{account_id}:*"},
+                "StringEquals": {"aws:SourceAccount": account_id},
+            },
+        }
+    )
+
+
 def moved_from(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     """Options for a resource that sat directly under `parent` before it got a component of its own:
     the alias keeps its URN's history, so `pulumi up` updates it in place instead of replacing it."""
@@ -29,15 +45,16 @@ class TaskRoles:
     """The identity each service's program runs as, one role per service; the grants are added
     where a resource the service uses is made (its bucket, the metrics workspace, its file system)."""
 
-    def __init__(self) -> None:
+    def __init__(self, region: str) -> None:
         self._roles: dict[str, aws.iam.Role] = {}
+        self._trust = aws.get_caller_identity_output().account_id.apply(lambda account: trust_ecs_tasks_of(account, region))
 
     def of(self, service: str, parent: pulumi.Resource) -> aws.iam.Role:
         """The service's role, created under `parent` by whichever component asks first."""
         if service not in self._roles:
             self._roles[service] = aws.iam.Role(
                 f"{service}-task",
-                assume_role_policy=trust_ecs_tasks(),
+                assume_role_policy=self._trust,
                 description=f"The {service} program: only its own data",
                 opts=pulumi.ResourceOptions(parent=parent),
             )

@@ -33,7 +33,7 @@ class AwsPlatform(pulumi.ComponentResource):
         self._aws: AwsSettings = settings.aws
         self._prefix = settings.resource_prefix.lower()
         self._namespace_name = settings.service_domain
-        self._roles = TaskRoles()
+        self._roles = TaskRoles(settings.aws.region)
         child = pulumi.ResourceOptions(parent=self)
         a = self._aws
 
