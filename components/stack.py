@@ -8,7 +8,7 @@ import pulumi
 
 from components.grafana.alerting import Alerting
 from components.grafana.alerts import RuleGroup
-from components.grafana.content import GrafanaContent, datasource_definitions
+from components.grafana.content import GrafanaContent, datasource_definitions, grafana_provider
 from components.grafana.dashboards import load_folders
 from components.platforms.spec import Platform
 from components.services import collector, grafana, loki, prometheus, tempo
@@ -47,8 +47,7 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
     ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
     ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
     content = GrafanaContent(
-        url=ui.url,
-        auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password),
+        provider=grafana_provider(url=ui.url, auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password)),
         datasources=datasource_definitions(
             prometheus_url=managed.query_url if managed is not None else metrics.service.internal_url(prometheus.HTTP),
             tempo_url=traces.service.internal_url(tempo.HTTP),

@@ -55,7 +55,9 @@ class EngineUrns:
         """'' for the stack (or no parent), else the resource's qualified type."""
         resource = self._by_urn.get(mock_urn)
         if resource is None:
-            return ""
+            # The stack itself, or a URN the program computed engine-style (pulumi.create_urn).
+            qualified = mock_urn.split("::")[2] if mock_urn.count("::") >= 3 else ""
+            return "" if qualified.startswith("pulumi:pulumi:Stack") else qualified
         parent = self.qualified_type(resource.parent_urn)
         return f"{parent}${resource.type}" if parent else resource.type
 

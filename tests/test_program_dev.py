@@ -16,6 +16,7 @@ from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.yamltext import to_yaml
 from tests.harness import PROJECT, is_secret, plain_strings, project_path, run_program, unwrap
+from tests.inventory import EngineUrns
 from tests.test_settings import settings_for
 
 CONTAINER = "docker:index/container:Container"
@@ -195,6 +196,18 @@ def test_grafana_provider_uses_the_external_url_and_a_secret_credential(dev):
     grafana_resources = [r for r in dev.resources if r.type.startswith("grafana:")]
     assert grafana_resources
     assert all(r.provider and r.provider.split("::")[-2] == "grafana" for r in grafana_resources)
+
+
+def test_the_grafana_provider_sits_at_the_root_and_keeps_its_deployed_urn(dev):
+    """`pulumi up --target` of part of the stack includes the root, not an untargeted component:
+    a provider under GrafanaContent made such updates fail. Its alias keeps the deployed provider."""
+    (provider,) = dev.of_type(GRAFANA_PROVIDER)
+    urns = EngineUrns(dev)
+    assert urns.of(provider) == "urn:pulumi:dev::observability::pulumi:providers:grafana::grafana"
+    assert urns.aliases(provider) == {"urn:pulumi:dev::observability::observability:grafana:Content$pulumi:providers:grafana::grafana"}
+    # Every Grafana resource is created through it (a provider reference is "<urn>::<id>").
+    references = {r.provider for r in dev.resources if r.type.startswith("grafana:")}
+    assert references == {f"{provider.urn}::grafana-id"}
 
 
 def _datasources(run) -> dict[str, dict]:

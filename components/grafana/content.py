@@ -122,26 +122,36 @@ def datasource_definitions(
     ]
 
 
+CONTENT_TYPE, CONTENT_NAME = "observability:grafana:Content", "grafana-content"
+
+
+def grafana_provider(url: pulumi.Output[str], auth: pulumi.Input[str]) -> grafana.Provider:
+    """The provider every Grafana resource is created through, at the stack's root: an update that
+    targets part of the stack (`pulumi up --target`) always includes the root, never a component
+    that was not targeted (the engine refuses a provider whose parent is missing). It used to sit
+    under GrafanaContent; the alias keeps that provider, and everything created through it, in place."""
+    return grafana.Provider(
+        "grafana",
+        url=url,
+        auth=pulumi.Output.secret(auth),
+        retries=10,
+        opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=pulumi.create_urn(CONTENT_NAME, CONTENT_TYPE))]),
+    )
+
+
 class GrafanaContent(pulumi.ComponentResource):
     """Everything inside Grafana. The provider talks to Grafana's external URL, which resolves only
     once the Grafana service is healthy, so nothing here runs against a Grafana that is starting."""
 
     def __init__(
         self,
-        url: pulumi.Output[str],
-        auth: pulumi.Input[str],
+        provider: grafana.Provider,
         datasources: list[DataSourceDefinition],
         folders: list[Folder],
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__("observability:grafana:Content", "grafana-content", None, opts)
-        self.provider = grafana.Provider(
-            "grafana",
-            url=url,
-            auth=pulumi.Output.secret(auth),
-            retries=10,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        super().__init__(CONTENT_TYPE, CONTENT_NAME, None, opts)
+        self.provider = provider
         in_grafana = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self.datasources = {
             d.uid: grafana.oss.DataSource(
