@@ -654,6 +654,35 @@ def test_the_collector_config_deployed_to_prod_passes_otelcol_validate(prod, tmp
 
 
 DATABASE_URL = "postgres://grafana:db-password-0123@grafana.cluster-abc.eu-west-1.rds.amazonaws.com:5432/grafana"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+def egress_of(run, group: str) -> set[tuple]:
+    """(protocol, from, to, destination) of every egress rule of a security group."""
+    group_id = f"{group}-id"
+    return {
+        (r.inputs["ipProtocol"], r.inputs.get("fromPort"), r.inputs.get("toPort"), r.inputs.get("cidrIpv4") or r.inputs.get("referencedSecurityGroupId"))
+        for r in run.of_type(EGRESS)
+        if r.inputs["securityGroupId"] == group_id
+    }
+
+
+def test_services_reach_out_only_on_https_and_to_the_other_services(prod):
+    base = {("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 0, 65535, "services-id")}
+    for service in ("collector", "prometheus", "tempo", "loki"):
+        assert egress_of(prod, f"{service}-sg") == base, service
+    # Grafana also mounts its file system.
+    assert egress_of(prod, "grafana-sg") == base | {("tcp", 2049, 2049, "grafana-data-efs-id")}
+    assert not [r for r in prod.of_type(EGRESS) if r.inputs["ipProtocol"] == "-1"]
+
+
+def test_grafana_reaches_its_smtp_server_and_external_database_on_their_ports():
+    smtp = {"smtpHost": "smtp.example.com:587", "smtpFromAddress": "grafana@example.com", "alertEmailAddresses": '["oncall@example.com"]'}
+    run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL, **smtp}, secret_keys=("grafanaDatabaseUrl",))
+    assert run.error is None, run.error
+    assert egress_of(run, "grafana-sg") == {
+        ("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 0, 65535, "services-id"), ("tcp", 587, 587, "0.0.0.0/0"), ("tcp", 5432, 5432, "0.0.0.0/0"),
+    }
 
 
 def test_grafana_on_an_external_database_needs_no_efs():

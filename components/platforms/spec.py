@@ -125,6 +125,9 @@ class ServiceSpec:
     secrets: tuple[SecretValue, ...] = ()
     volumes: tuple[DataVolume, ...] = ()
     health: Optional[HealthCheck] = None
+    # TCP ports the program connects to outside the stack besides HTTPS (SMTP, an external
+    # database); a platform that filters egress opens these and 443, nothing else.
+    egress_ports: tuple[int, ...] = ()
     # Instances are interchangeable: a platform may run several and overlap them in deployments.
     # False: exactly one instance at any time (local state, single-writer data).
     stateless: bool = False

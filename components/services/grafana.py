@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pulumi
 import pulumi_random as random
 
@@ -52,6 +54,22 @@ def https_env(root_url: str) -> dict[str, str]:
         "GF_SECURITY_STRICT_TRANSPORT_SECURITY": "true",
         "GF_SECURITY_STRICT_TRANSPORT_SECURITY_MAX_AGE_SECONDS": str(HSTS_MAX_AGE_SECONDS),
     }
+
+
+# Default ports of the external databases Grafana supports, when the URL names none.
+DATABASE_PORTS = {"postgres": 5432, "mysql": 3306}
+
+
+def egress_ports(settings: Settings) -> tuple[int, ...]:
+    """What Grafana reaches outside the stack besides HTTPS (webhooks, SigV4 APIs): its SMTP server
+    and its external database."""
+    ports = set()
+    if settings.smtp is not None:
+        ports.add(int(settings.smtp.host.rsplit(":", 1)[1]))
+    if settings.grafana_database_url is not None:
+        parsed = urllib.parse.urlsplit(settings.grafana_database_url.value)
+        ports.add(parsed.port or DATABASE_PORTS[parsed.scheme])
+    return tuple(sorted(ports))
 
 
 def database_env(settings: Settings) -> dict[str, str]:
@@ -134,6 +152,7 @@ class Grafana(pulumi.ComponentResource):
                 ),
             ),
             health=HealthCheck(("curl", "-fsS", f"http://localhost:{HTTP.container_port}/api/health")),
+            egress_ports=egress_ports(settings),
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.url: pulumi.Output[str] = self.service.external_urls[HTTP.name]

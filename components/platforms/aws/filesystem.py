@@ -93,6 +93,16 @@ class ServiceFileSystem(pulumi.ComponentResource):
             description=f"NFS from {service}",
             opts=child,
         )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-efs-nfs-out",
+            security_group_id=args.service_security_group.id,
+            referenced_security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=NFS_PORT,
+            to_port=NFS_PORT,
+            description=f"NFS to the file system of {service}",
+            opts=child,
+        )
         # Mount targets are not retained: they hold no data and would block deleting the subnets.
         self.mount_targets: list[pulumi.Resource] = [
             aws.efs.MountTarget(f"{name}-{index}", file_system_id=file_system.id, subnet_id=subnet, security_groups=[group.id], opts=child)

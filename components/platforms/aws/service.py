@@ -124,14 +124,41 @@ class FargateService(pulumi.ComponentResource):
             tags={"Name": f"{shared.prefix}-{name}"},
             opts=child,
         )
+        # Out: HTTPS anywhere (image registries, AWS APIs through the NAT or the S3 endpoint,
+        # webhooks), any port of the other services (their own groups admit only their ports), and
+        # what the spec names (SMTP, a database). DNS to the VPC resolver needs no rule: security
+        # groups do not filter traffic to the Amazon DNS server (Amazon VPC user guide).
         aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress",
+            f"{name}-egress-https",
             security_group_id=security_group.id,
-            ip_protocol="-1",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
             cidr_ipv4="0.0.0.0/0",
-            description="Image pulls, AWS APIs, the other services",
+            description="HTTPS: image pulls, AWS APIs, webhooks",
             opts=child,
         )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-egress-services",
+            security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=0,
+            to_port=65535,
+            referenced_security_group_id=shared.members_security_group.id,
+            description="The other services, on the ports their own groups admit",
+            opts=child,
+        )
+        for outside in spec.egress_ports:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-egress-{outside}",
+                security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=outside,
+                to_port=outside,
+                cidr_ipv4="0.0.0.0/0",
+                description=f"Port {outside} outside the stack (named by the service)",
+                opts=child,
+            )
         for port in spec.ports:
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{port.name}-from-services",
