@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
 from components import render
 from components.grafana.alerts import load_rule_groups
@@ -107,3 +108,20 @@ def test_invalid_stack_config_names_the_key(tmp_path):
     (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  observability:grafanaImage: grafana/grafana:latest\n")
     with pytest.raises(render.RenderError, match=r"grafanaImage: 'grafana/grafana:latest' uses 'latest'"):
         render.render_stack("broken", project_dir=tmp_path)
+
+
+def test_rendered_yaml_reads_the_same_in_yaml_1_2(tmp_path):
+    """Go's yaml.v3 (the collector, Prometheus, Tempo, Loki) reads YAML 1.2, where 1e3 is a float and
+    0o17 an integer; PyYAML writes by YAML 1.1. A value that is a string here stays one there."""
+    shutil.copy(project_path("Pulumi.yaml"), tmp_path / "Pulumi.yaml")
+    stack = yaml.safe_load(project_path("Pulumi.dev.yaml").read_text())
+    stack["config"].update({"observability:environment": "1e3", "observability:serviceNamespace": "0o17"})
+    (tmp_path / "Pulumi.odd.yaml").write_text(yaml.safe_dump(stack))
+    files = render.render_stack("odd", project_dir=tmp_path)
+    yaml_12 = YAML(typ="safe", pure=True)
+    seen = set()
+    for name, text in files.items():
+        if name.endswith((".yaml", ".yml")):
+            assert yaml_12.load(text) == yaml.safe_load(text), name
+            seen |= {value for value in ("1e3", "0o17") if f"'{value}'" in text}
+    assert seen == {"1e3", "0o17"}, "the odd values reach the rendered configs"
