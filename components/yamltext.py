@@ -7,7 +7,6 @@ from typing import Any
 
 import yaml
 
-
 # Plain scalars a YAML 1.2 reader (Go's yaml.v3, which the collector, Prometheus, Tempo and Loki
 # use) takes for something other than a string: the core schema's null, booleans, integers (0o, 0x,
 # and yaml.v3's 0b and underscores) and floats (1e3, .inf, .nan), and YAML 1.1's yes/no/on/off.

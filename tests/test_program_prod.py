@@ -306,6 +306,25 @@ def test_each_bucket_is_usable_only_by_its_owners_task_role(prod):
                 assert arn not in json.dumps(statements(policy.inputs["policy"]))
 
 
+def test_a_private_ecr_image_is_pulled_with_a_grant_for_its_repository_only(prod):
+    image = f"123456789012.dkr.ecr.{MOCK_REGION}.amazonaws.com/mirror/opentelemetry-collector-contrib:0.159.0"
+    run = run_program("prod", {"collectorImage": image})
+    assert run.error is None, run.error
+    grants = statements(run.one(ROLE_POLICY, "collector-execution").inputs["policy"])
+    assert {s["Sid"]: s for s in grants}["EcrPull"] == {
+        "Sid": "EcrPull",
+        "Effect": "Allow",
+        "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        "Resource": [f"arn:aws:ecr:{MOCK_REGION}:123456789012:repository/mirror/opentelemetry-collector-contrib"],
+    }
+    # The token call cannot be scoped (ECR's GetAuthorizationToken has no resource): the only '*'.
+    assert [s["Sid"] for s in grants if s["Resource"] == "*"] == ["EcrToken"]
+    # Services on public images get no ECR grant at all.
+    for service in ("prometheus", "tempo", "loki", "grafana"):
+        assert "ecr:" not in run.one(ROLE_POLICY, f"{service}-execution").inputs["policy"]
+    assert "ecr:" not in prod.one(ROLE_POLICY, "collector-execution").inputs["policy"]
+
+
 def test_iam_policies_name_specific_resources(prod):
     policies = prod.of_type(ROLE_POLICY)
     assert len(policies) >= 8

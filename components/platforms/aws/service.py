@@ -4,6 +4,7 @@ public routes, and CPU autoscaling when it may run several tasks."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,38 @@ from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
 from components.platforms.spec import ServiceSpec
 
 CONFIG_CONTAINER = "config"
+# A private Amazon ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]
+# (Amazon ECR user guide, "Private registry"); ecr-fips hosts included.
+_PRIVATE_ECR = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
+)
+
+
+def private_ecr_repositories(images: Sequence[str]) -> list[str]:
+    """ARNs of the private ECR repositories the images come from (other registries need no grant)."""
+    arns = set()
+    for image in images:
+        match = _PRIVATE_ECR.match(image)
+        if match:
+            arns.add(f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}")
+    return sorted(arns)
+
+
+def ecr_pull_statements(repositories: Sequence[str]) -> list[dict[str, Any]]:
+    """What the ECS agent needs to pull from private ECR (the task execution role page of the ECS
+    guide): an authorization token, which IAM cannot scope to a repository, and the image's layers
+    from exactly these repositories."""
+    if not repositories:
+        return []
+    return [
+        {"Sid": "EcrToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Sid": "EcrPull",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Resource": list(repositories),
+        },
+    ]
 # Time to flush (Loki's WAL, the collector's queues) before SIGKILL; 120 s is Fargate's most
 # (ContainerDefinition stopTimeout, Amazon ECS API reference).
 STOP_TIMEOUT_SECONDS = 120
@@ -112,6 +145,7 @@ class FargateService(pulumi.ComponentResource):
                         if len(arns) > 1
                         else []
                     ),
+                    *ecr_pull_statements(private_ecr_repositories([spec.image, shared.utility_image])),
                 )
             ),
             opts=child,
