@@ -52,6 +52,7 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
 _DATABASE_URL = re.compile(r"^(postgres|mysql)://[^\s:@/]+:[^\s@]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9_-]+$")
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 # PagerDuty Events API v2 integration keys are 32 characters.
@@ -203,6 +204,8 @@ class Settings:
     aws: Optional[AwsSettings] = None
     # Grafana's database elsewhere (postgres:// or mysql://, with its password); None: SQLite.
     grafana_database_url: Optional[Secret] = None
+    # The name people reach the docker target's published ports by ("" on aws: the domain).
+    external_host: str = "localhost"
 
     def image(self, service: str) -> str:
         return self.services[service].image
@@ -270,6 +273,22 @@ def load_settings(
          "collectorHealthPort": ports.collector_health, "prometheusPort": ports.prometheus}
     )
     require_token = reader.boolean("otlpRequireToken")
+    external_host = reader.optional_pattern("externalHost", _HOST, "a host name or IPv4 address, without scheme or port")
+    if not external_host:
+        external_host = "localhost" if host_address in ("127.0.0.1", "0.0.0.0") else host_address
+    accept_open_doors = reader.boolean("allowUnauthenticatedNetworkAccess")
+    if target == "docker" and _beyond_this_machine(host_address):
+        open_doors = [
+            *(["grafanaAnonymousRole is Editor (anyone who reaches the host edits dashboards and alerts)"] if role == "Editor" else []),
+            *(["otlpRequireToken is false (anyone who reaches the host sends telemetry)"] if not require_token else []),
+        ]
+        if open_doors and not accept_open_doors:
+            reader.problem(
+                "hostAddress",
+                f"is {host_address}, beyond this machine, while " + " and ".join(open_doors)
+                + "; Docker-published ports bypass the host's firewall. Allowed: 127.0.0.1, or set grafanaAnonymousRole "
+                "to Viewer or none and otlpRequireToken to true, or accept it with allowUnauthenticatedNetworkAccess: true",
+            )
     aws_settings = _aws_settings(reader, services, aws_region)
     if target == "aws":
         if role not in (None, "none"):
@@ -320,9 +339,17 @@ def load_settings(
         alert_contacts=contacts,
         smtp=smtp,
         otlp_require_token=require_token,
+        external_host=external_host,
         aws=aws_settings.value if target == "aws" else None,
         grafana_database_url=database_url,
     )
+
+
+def _beyond_this_machine(address: str) -> bool:
+    try:
+        return not ipaddress.IPv4Address(address).is_loopback
+    except ValueError:
+        return False  # already reported as not an address
 
 
 class _AwsReading:

@@ -127,7 +127,7 @@ def test_dev_rules_see_what_they_guard(dev):
 
 
 def test_dev_rules_catch_a_port_published_on_every_interface():
-    stack = run_program("dev", {"hostAddress": "0.0.0.0"})
+    stack = run_program("dev", {"hostAddress": "0.0.0.0", "otlpRequireToken": "true"})
     assert stack.error is None, stack.error
     container = next(r for r in stack.of_type(rules.CONTAINER) if r.name == "grafana")
     problems = rules.ports_on_loopback(container.type, unwrap(container.inputs), DEV_OPTS)

@@ -141,7 +141,7 @@ def test_ports_are_published_on_loopback_only(dev):
 
 
 def test_host_address_and_ports_follow_the_config():
-    run = run_program("dev", {"hostAddress": "0.0.0.0", "grafanaPort": "3300"})
+    run = run_program("dev", {"hostAddress": "0.0.0.0", "otlpRequireToken": "true", "grafanaPort": "3300"})
     assert run.error is None
     grafana = containers(run)["grafana"]
     assert grafana.inputs["ports"] == [{"internal": 3000, "external": 3300, "ip": "0.0.0.0"}]
@@ -327,3 +327,13 @@ def test_project_name_matches_the_config_namespace():
         keys = yaml.safe_load(stack_file.read_text())["config"]
         # Provider settings (aws:region) are the only other namespace a stack file may use.
         assert all(key.startswith((f"{PROJECT}:", "aws:")) for key in keys), stack_file.name
+
+
+def test_a_dev_stack_on_the_network_links_to_the_name_people_reach():
+    run = run_program("dev", {"hostAddress": "0.0.0.0", "otlpRequireToken": "true", "externalHost": "devbox.lan"})
+    assert run.error is None, run.error
+    envs = containers(run)["grafana"].inputs["envs"]
+    # Alert and share links carry Grafana's root URL: the team's name for the host, not localhost.
+    assert "GF_SERVER_ROOT_URL=http://devbox.lan:3000/" in envs
+    assert run.outputs["grafanaUrl"] == "http://devbox.lan:3000"
+    assert run.outputs["otlpHttpEndpoint"] == "http://devbox.lan:4318"

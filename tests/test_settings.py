@@ -58,6 +58,8 @@ BAD_INPUTS = [
     ("traceSamplingPercentage", "150", "above 0 and at most 100"),
     ("traceSamplingPercentage", "ten", "not a number"),
     ("hostAddress", "localhost", "not an IPv4 address"),
+    ("externalHost", "http://devbox.lan:3000", "a host name or IPv4 address"),
+    ("allowUnauthenticatedNetworkAccess", "yes", "allowed: true, false"),
     ("corsAllowedOrigins", '["*"]', "any web site"),
     ("corsAllowedOrigins", '"http://localhost:4200"', "not a list of strings"),
     ("corsAllowedOrigins", '["localhost:4200"]', "not an origin"),
@@ -237,3 +239,30 @@ def test_contacts_and_mail_server_are_read_when_valid():
 def test_no_contacts_is_the_default():
     settings = settings_for("dev")
     assert settings.alert_contacts.channels == set() and settings.smtp is None
+
+
+def test_publishing_beyond_this_machine_without_authentication_is_refused():
+    with pytest.raises(SettingsError) as error:
+        settings_for("dev", hostAddress="0.0.0.0", grafanaAnonymousRole="Editor")
+    message = str(error.value)
+    assert "hostAddress: is 0.0.0.0, beyond this machine" in message
+    assert "grafanaAnonymousRole is Editor" in message and "otlpRequireToken is false" in message
+    assert "bypass the host's firewall" in message and "allowUnauthenticatedNetworkAccess: true" in message
+    with pytest.raises(SettingsError, match="otlpRequireToken is false"):
+        settings_for("dev", hostAddress="192.168.1.20")
+
+
+def test_publishing_beyond_this_machine_is_allowed_with_authentication_or_on_purpose():
+    assert settings_for("dev", hostAddress="0.0.0.0", otlpRequireToken="true").host_address == "0.0.0.0"
+    accepted = settings_for("dev", hostAddress="0.0.0.0", grafanaAnonymousRole="Editor", allowUnauthenticatedNetworkAccess="true")
+    assert accepted.grafana_anonymous_role == "Editor"
+    # On this machine only, nothing to acknowledge.
+    assert settings_for("dev", hostAddress="127.0.0.1", grafanaAnonymousRole="Editor").host_address == "127.0.0.1"
+
+
+def test_links_use_the_external_host_people_reach():
+    assert settings_for("dev").external_host == "localhost"
+    assert settings_for("dev", hostAddress="0.0.0.0", otlpRequireToken="true").external_host == "localhost"
+    assert settings_for("dev", hostAddress="192.168.1.20", otlpRequireToken="true").external_host == "192.168.1.20"
+    named = settings_for("dev", hostAddress="0.0.0.0", otlpRequireToken="true", externalHost="devbox.lan")
+    assert named.external_host == "devbox.lan"

@@ -30,8 +30,7 @@ class DockerPlatform(pulumi.ComponentResource):
         return service
 
     def external_url(self, port: Port) -> str:
-        host = "localhost" if self._settings.host_address in ("127.0.0.1", "0.0.0.0") else self._settings.host_address
-        return f"http://{host}:{port.host_port}"
+        return f"http://{self._settings.external_host}:{port.host_port}"
 
     def object_store(self, service: str, retention_hours: int, parent: pulumi.Resource) -> None:
         """Local volumes hold every store's data on Docker."""
