@@ -88,7 +88,13 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     project = project_name(project_dir)
     prefix = f"{project}:"
     try:
-        settings = load_settings(lambda key: config.get(prefix + key), project, stack, aws_region=config.get("aws:region"))
+        settings = load_settings(
+            lambda key: config.get(prefix + key),
+            project,
+            stack,
+            aws_region=config.get("aws:region"),
+            given_keys=[key[len(prefix) :] for key in config if key.startswith(prefix)],
+        )
         groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     except ProblemsError as error:
         raise RenderError(f"stack {stack!r}: {error}") from None

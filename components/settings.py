@@ -6,12 +6,15 @@ reported at once, each naming its config key and what is allowed, before any res
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Optional
+
+from components.stackconfig import declared_keys
 
 TARGETS = ("docker", "aws")
 ANONYMOUS_ROLES = ("none", "Viewer", "Editor")
@@ -234,13 +237,17 @@ def load_settings(
     stack: str,
     secret_keys: Collection[str] = (),
     aws_region: Optional[str] = None,
+    given_keys: Collection[str] = (),
 ) -> Settings:
     """Build Settings from a getter of raw config strings (pulumi.Config.get or a dict's get).
 
     secret_keys: the keys the stack stores encrypted; a credential stored in plain text is refused.
     aws_region: the AWS provider's own `aws:region` setting.
+    given_keys: every key the stack sets in the project's namespace; one Pulumi.yaml does not
+    declare (a misspelling) is refused, naming the nearest declared key.
     """
     reader = _Reader(get, secret_keys)
+    _refuse_unknown_keys(reader, given_keys)
     target = reader.choice("target", TARGETS)
     environment = reader.pattern("environment", _NAME, "lowercase letters, digits and dashes, at most 32 characters")
     namespace = reader.pattern("serviceNamespace", _NAMESPACE, "letters, digits, '.', '_' and '-', at most 63 characters")
@@ -343,6 +350,14 @@ def load_settings(
         aws=aws_settings.value if target == "aws" else None,
         grafana_database_url=database_url,
     )
+
+
+def _refuse_unknown_keys(reader: _Reader, given_keys: Collection[str]) -> None:
+    declared = declared_keys()
+    for key in sorted(set(given_keys) - declared):
+        nearest = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else "the keys this project reads are declared in Pulumi.yaml"
+        reader.problem(key, f"is not a setting of this project; {hint}")
 
 
 def _beyond_this_machine(address: str) -> bool:
@@ -667,10 +682,18 @@ class _Reader:
 def load_from_pulumi() -> Settings:
     """Read the current stack's config once (only called by __main__.py)."""
     import pulumi
-    from pulumi.runtime.config import is_config_secret
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
     config = pulumi.Config()
+    project = pulumi.get_project()
     secret_keys = [key for key in SECRET_KEYS if is_config_secret(config.full_key(key))]
+    # Every key the engine hands over (PULUMI_CONFIG from the CLI; set directly under test mocks).
+    given = {*CONFIG.get(), *(get_config_env() or {})}
     return load_settings(
-        config.get, pulumi.get_project(), pulumi.get_stack(), secret_keys, aws_region=pulumi.Config("aws").get("region")
+        config.get,
+        project,
+        pulumi.get_stack(),
+        secret_keys,
+        aws_region=pulumi.Config("aws").get("region"),
+        given_keys=[key.split(":", 1)[1] for key in given if key.startswith(f"{project}:")],
     )

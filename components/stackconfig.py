@@ -25,6 +25,12 @@ def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
+def declared_keys(project_dir: Path = PROJECT_DIR) -> set[str]:
+    """The project's own config keys, as Pulumi.yaml declares them (provider keys such as aws:region
+    belong to their providers)."""
+    return {key for key in (_read_yaml(project_dir / "Pulumi.yaml").get("config") or {}) if ":" not in key}
+
+
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """Return {"<project>:<key>": value-as-string} for a stack, defaults included."""
     project = _read_yaml(project_dir / "Pulumi.yaml")

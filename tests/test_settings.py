@@ -15,7 +15,7 @@ def settings_for(stack: str, **overrides: str):
     stack_config = load_stack_config(stack)
     config = {k.split(":", 1)[1]: v for k, v in stack_config.items() if k.startswith(f"{PROJECT}:")}
     config.update(overrides)
-    return load_settings(config.get, PROJECT, stack, aws_region=stack_config.get("aws:region"))
+    return load_settings(config.get, PROJECT, stack, aws_region=stack_config.get("aws:region"), given_keys=list(config))
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -58,6 +58,10 @@ BAD_INPUTS = [
     ("traceSamplingPercentage", "150", "above 0 and at most 100"),
     ("traceSamplingPercentage", "ten", "not a number"),
     ("hostAddress", "localhost", "not an IPv4 address"),
+    ("retainDat", "true", "not a setting of this project; did you mean retainData?"),
+    ("traceSamplingPercent", "5", "not a setting of this project; did you mean traceSamplingPercentage?"),
+    ("grafanaAnonymusRole", "Viewer", "not a setting of this project; did you mean grafanaAnonymousRole?"),
+    ("zzzz", "1", "not a setting of this project; the keys this project reads are declared in Pulumi.yaml"),
     ("externalHost", "http://devbox.lan:3000", "a host name or IPv4 address"),
     ("allowUnauthenticatedNetworkAccess", "yes", "allowed: true, false"),
     ("corsAllowedOrigins", '["*"]', "any web site"),
