@@ -38,10 +38,14 @@ FARGATE_MEMORY = {
 }
 
 _IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    # A registry's :port only before a '/', so "loki:3" reads as the tag 3, not a port.
+    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+(?=/))?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
+# A tag that names one release: major.minor.patch (or longer), an optional leading v and suffix.
+# Tags such as main, stable, edge, 3 or 3.0 move to new images; policy/rules.py holds the same rule.
+VERSION_TAG = re.compile(r"^v?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?$")
 _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
 _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -639,6 +643,12 @@ class _Reader:
             self.problem(key, f"{value!r} has no tag; pin a version, e.g. {value}:1.2.3")
         elif match.group("tag") == "latest" and not match.group("digest"):
             self.problem(key, f"{value!r} uses 'latest'; pin a version tag or a digest")
+        elif match.group("tag") and not match.group("digest") and not VERSION_TAG.match(match.group("tag")):
+            self.problem(
+                key,
+                f"{value!r} has the tag {match.group('tag')!r}, which is not a full version and may move; "
+                "allowed: a version tag such as 1.2.3 or v1.2.3 (a suffix like -alpine is fine), or a digest (@sha256:...)",
+            )
         return value
 
     def retention(self, key: str, minimum_hours: int, whole_days: bool) -> Retention:

@@ -111,8 +111,13 @@ def docker_environment(props: Mapping[str, Any]) -> dict[str, str]:
     return {name: value for name, _, value in pairs}
 
 
+# A tag that names one release (the settings refuse the same: components/settings.py VERSION_TAG;
+# the pack runs from its own folder and cannot import the program).
+VERSION_TAG = re.compile(r"^v?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?$")
+
+
 def image_problem(reference: str) -> Optional[str]:
-    """Why an image reference is not pinned, or None. A digest pins; a tag pins unless it is 'latest'."""
+    """Why an image reference is not pinned, or None. A digest pins; a tag pins if it is a full version."""
     name, _, digest = reference.partition("@")
     if digest:
         return None if re.fullmatch(r"sha256:[a-f0-9]{64}", digest) else f"{reference!r} has a malformed digest"
@@ -121,6 +126,8 @@ def image_problem(reference: str) -> Optional[str]:
         return f"{reference!r} has no tag (Docker reads that as 'latest'); pin a version tag or a digest"
     if tag == "latest":
         return f"{reference!r} uses 'latest'; pin a version tag or a digest"
+    if not VERSION_TAG.match(tag):
+        return f"{reference!r} has the tag {tag!r}, which is not a full version (1.2.3) and may move; pin a version tag or a digest"
     return None
 
 

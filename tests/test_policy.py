@@ -177,7 +177,11 @@ def test_pinned_images_pass(reference):
     assert rules.images_pinned(rules.TASK_DEFINITION, task_definition({"name": "x", "image": reference}), PROD_OPTS) == []
 
 
-@pytest.mark.parametrize("reference", ["grafana/grafana:latest", "grafana/grafana", "localhost:5000/grafana", "busybox@sha256:abc"])
+@pytest.mark.parametrize(
+    "reference",
+    ["grafana/grafana:latest", "grafana/grafana", "localhost:5000/grafana", "busybox@sha256:abc",
+     "grafana/grafana:main", "prom/prometheus:stable", "otel/col:edge", "grafana/tempo:3", "grafana/loki:3.7", "busybox:musl"],
+)
 def test_unpinned_images_fail(reference):
     assert rules.images_pinned(rules.REMOTE_IMAGE, {"name": reference}, DEV_OPTS)
     assert rules.images_pinned(rules.CONTAINER, {"image": reference}, DEV_OPTS)
@@ -392,3 +396,13 @@ def test_pack_serves_its_policies_and_reports_a_violation():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+TAGS = ["1.2.3", "v0.159.0", "13.2.0", "1.37.0-glibc", "2026.11.01", "3.0.3_1", "main", "stable", "edge", "nightly", "3", "3.0", "v3", "musl", "1.2.x"]
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_the_settings_and_the_policy_pack_agree_on_what_pins_an_image(tag):
+    from components.settings import VERSION_TAG
+
+    assert bool(VERSION_TAG.match(tag)) == bool(rules.VERSION_TAG.match(tag)) == (tag in TAGS[:6])
