@@ -47,6 +47,9 @@ _IMAGE = re.compile(
 # Tags such as main, stable, edge, 3 or 3.0 move to new images; policy/rules.py holds the same rule.
 VERSION_TAG = re.compile(r"^v?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?$")
 _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
+# Prometheus, Tempo and Loki read retention as a Go time.Duration (int64 nanoseconds): at most
+# 9223372036854775807 ns, 2562047 whole hours.
+MAX_RETENTION_HOURS = 2562047
 _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
@@ -310,7 +313,8 @@ def load_settings(
         if aws_settings.value.metrics_backend == "amp" and retention["prometheus"].hours > AMP_MAX_RETENTION_DAYS * 24:
             reader.problem(
                 "prometheusRetention",
-                f"is {retention['prometheus'].hours // 24} days; Amazon Managed Service for Prometheus keeps at most {AMP_MAX_RETENTION_DAYS}",
+                f"is {retention['prometheus'].hours}h, more than {AMP_MAX_RETENTION_DAYS} days ({AMP_MAX_RETENTION_DAYS * 24}h), "
+                f"the most Amazon Managed Service for Prometheus keeps; allowed: up to {AMP_MAX_RETENTION_DAYS}d",
             )
     elif aws_settings.value.metrics_backend == "amp":
         reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
@@ -391,7 +395,7 @@ class _AwsReading:
             )
         if not v.domain_name:
             problem("domainName", "is missing; the aws target needs the DNS name people and SDKs use, e.g. observability.example.com")
-        if not v.ingress_cidrs:
+        if not v.ingress_cidrs and not self._reader.has_problem("ingressCidrs"):
             problem("ingressCidrs", "is empty; list the networks allowed to reach the load balancer, e.g. [203.0.113.0/24] (0.0.0.0/0 for the internet)")
         if v.vpc_id:
             for key, ids in (("publicSubnetIds", v.public_subnet_ids), ("privateSubnetIds", v.private_subnet_ids)):
@@ -416,14 +420,16 @@ def _aws_settings(reader: _Reader, services: Mapping[str, ServiceSettings], regi
     vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
     public = reader.id_list("publicSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
     private = reader.id_list("privateSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
+    for subnet in sorted(set(public) & set(private)):
+        reader.problem("privateSubnetIds", f"{subnet!r} is also in publicSubnetIds; a subnet is public (the load balancer) or private (the tasks), not both")
     vpc_cidr = reader.network("vpcCidr", min_prefix=16, max_prefix=22)
     zones = reader.integer("availabilityZones", minimum=2, maximum=6)
     nat = reader.integer("natGateways", minimum=1, maximum=6)
     if nat > zones:
         reader.problem("natGateways", f"{nat} is more than availabilityZones ({zones}); allowed: 1 (cheapest) to one per zone")
-    cidrs = reader.cidr_list("ingressCidrs")
+    cidrs = reader.ipv4_cidr_list("ingressCidrs", "the load balancer listens on IPv4 only, so no IPv6 client could reach it")
     certificate = reader.optional_pattern("certificateArn", _CERTIFICATE_ARN, "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>")
-    if certificate and region and certificate.split(":")[3] != region:
+    if certificate and region and _CERTIFICATE_ARN.match(certificate) and certificate.split(":")[3] != region:
         reader.problem("certificateArn", f"is in {certificate.split(':')[3]}, the stack in {region}; the load balancer needs a certificate in its own region")
     domain = reader.optional_pattern("domainName", _DOMAIN, "a lowercase DNS name such as observability.example.com")
     zone = reader.optional_pattern("hostedZoneId", _HOSTED_ZONE_ID, "a Route 53 hosted zone id (Z...), or empty to manage DNS yourself")
@@ -466,8 +472,8 @@ def _read_smtp(reader: _Reader) -> Optional[SmtpSettings]:
     user = reader.optional("smtpUser")
     password = reader.secret("smtpPassword", re.compile(r"^.+$"), "the SMTP user's password")
     from_address = reader.optional("smtpFromAddress")
-    if host and not _SMTP_HOST.match(host):
-        reader.problem("smtpHost", f"{host!r} is not a mail server address; allowed: host:port, e.g. smtp.example.com:587")
+    if host and not (_SMTP_HOST.match(host) and 1 <= int(host.rsplit(":", 1)[1]) <= 65535):
+        reader.problem("smtpHost", f"{host!r} is not a mail server address; allowed: host:port with a port from 1 to 65535, e.g. smtp.example.com:587")
     if from_address and not _EMAIL.match(from_address):
         reader.problem("smtpFromAddress", f"{from_address!r} is not an e-mail address")
     if not host:
@@ -578,7 +584,13 @@ class _Reader:
         if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
             self.problem(key, f"{value!r} is not a list of strings; allowed: a YAML list such as [{example}]")
             return None
+        duplicates = sorted({item for item in parsed if parsed.count(item) > 1})
+        if duplicates:
+            self.problem(key, f"lists {', '.join(map(repr, duplicates))} more than once; give each once")
         return parsed
+
+    def has_problem(self, key: str) -> bool:
+        return any(p.startswith(f"{key}:") for p in self._problems)
 
     def id_list(self, key: str, regex: re.Pattern[str], allowed: str) -> tuple[str, ...]:
         items = self.string_list(key, "subnet-0123456789abcdef0") or []
@@ -587,13 +599,16 @@ class _Reader:
                 self.problem(key, f"{item!r} is not valid; allowed: {allowed}")
         return tuple(items)
 
-    def cidr_list(self, key: str) -> tuple[str, ...]:
+    def ipv4_cidr_list(self, key: str, why_ipv4: str) -> tuple[str, ...]:
         items = self.string_list(key, "203.0.113.0/24") or []
         for item in items:
             try:
-                ipaddress.ip_network(item, strict=True)
+                network = ipaddress.ip_network(item, strict=True)
             except ValueError:
-                self.problem(key, f"{item!r} is not a network; allowed: CIDR blocks such as 203.0.113.0/24 or 2001:db8::/32")
+                self.problem(key, f"{item!r} is not a network; allowed: IPv4 CIDR blocks such as 203.0.113.0/24")
+                continue
+            if network.version == 6:
+                self.problem(key, f"{item!r} is an IPv6 network; {why_ipv4}; allowed: IPv4 CIDR blocks such as 203.0.113.0/24")
         return tuple(items)
 
     def network(self, key: str, min_prefix: int, max_prefix: int) -> str:
@@ -662,6 +677,12 @@ class _Reader:
         hours = int(match.group("count")) * _HOURS_PER_UNIT[match.group("unit")]
         if hours < minimum_hours:
             self.problem(key, f"{value!r} is too short; allowed: at least {minimum_hours}h")
+        elif hours > MAX_RETENTION_HOURS:
+            self.problem(
+                key,
+                f"{value!r} is longer than the stores can read: they parse retention as a Go duration, which ends at "
+                f"{MAX_RETENTION_HOURS}h (about 292 years); allowed: up to {MAX_RETENTION_HOURS}h",
+            )
         elif whole_days and hours % 24:
             self.problem(key, f"{value!r} is not a whole number of days (the index period is 24h); allowed: e.g. 7d, 744h")
         return Retention(hours=hours)

@@ -61,6 +61,10 @@ BAD_INPUTS = [
     ("traceSamplingPercentage", "150", "above 0 and at most 100"),
     ("traceSamplingPercentage", "ten", "not a number"),
     ("hostAddress", "localhost", "not an IPv4 address"),
+    ("smtpHost", "smtp.example.com:99999", "host:port with a port from 1 to 65535"),
+    ("tempoRetention", "2562048h", "longer than the stores can read"),
+    ("prometheusRetention", "15253w", "ends at 2562047h"),
+    ("lokiRetention", "106753d", "allowed: up to 2562047h"),
     ("retainDat", "true", "not a setting of this project; did you mean retainData?"),
     ("traceSamplingPercent", "5", "not a setting of this project; did you mean traceSamplingPercentage?"),
     ("grafanaAnonymusRole", "Viewer", "not a setting of this project; did you mean grafanaAnonymousRole?"),
@@ -150,8 +154,37 @@ AWS_BAD_INPUTS = [
     ("privateSubnetIds", '["subnet-0123456789abcdef0"]', "vpcId: is empty but subnets are given"),
     ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
      "certificateArn: is in us-east-1, the stack in eu-west-1"),
-    ("prometheusRetention", "160w", "prometheusRetention: is 1120 days; Amazon Managed Service for Prometheus keeps at most 1095"),
+    ("prometheusRetention", "160w", "prometheusRetention: is 26880h, more than 1095 days (26280h)"),
+    # One hour over the limit reads as over it, not as "1095 days" (issue 12, item 15).
+    ("prometheusRetention", "26281h", "prometheusRetention: is 26281h, more than 1095 days (26280h), the most Amazon"),
+    ("ingressCidrs", '["::/0"]', "ingressCidrs: '::/0' is an IPv6 network; the load balancer listens on IPv4 only"),
+    ("ingressCidrs", '["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"]', "ingressCidrs: lists '203.0.113.0/24' more than once"),
+    ("publicSubnetIds", '["subnet-0a0000000000000a1", "subnet-0a0000000000000a1"]', "publicSubnetIds: lists 'subnet-0a0000000000000a1' more than once"),
 ]
+
+
+def _with_subnets(public: str, private: str) -> dict[str, str]:
+    return {"vpcId": "vpc-0a1b2c3d4e5f60718", "publicSubnetIds": public, "privateSubnetIds": private}
+
+
+def test_a_subnet_cannot_be_public_and_private():
+    public, private = '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]', '["subnet-0a0000000000000a2", "subnet-0b0000000000000b1"]'
+    run = run_program("prod", _with_subnets(public, private))
+    assert "privateSubnetIds: 'subnet-0a0000000000000a2' is also in publicSubnetIds" in str(run.error)
+    assert run.resources == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message", "not_said"),
+    [
+        ("certificateArn", "arn:aws:iam::111122223333:server-certificate/observability", "is not valid; allowed: an ACM certificate ARN", "is in ,"),
+        ("ingressCidrs", '"0.0.0.0/0"', "is not a list of strings", "is empty"),
+    ],
+)
+def test_a_wrong_value_is_named_once_and_truly(key, value, message, not_said):
+    error = str(run_program("prod", {key: value}).error)
+    assert f"{key}: " in error and message in error
+    assert not_said not in error, error
 
 
 @pytest.mark.parametrize(("key", "value", "message"), AWS_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in AWS_BAD_INPUTS])

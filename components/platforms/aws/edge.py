@@ -3,7 +3,6 @@ record, and the routes (target group and listener rule) that publish a service's
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -57,7 +56,6 @@ class Edge(pulumi.ComponentResource):
         )
         for port in (443, 80):
             for index, cidr in enumerate(args.ingress_cidrs):
-                ipv6 = ipaddress.ip_network(cidr).version == 6
                 aws.vpc.SecurityGroupIngressRule(
                     f"alb-{port}-{index}",
                     security_group_id=self.security_group.id,
@@ -65,8 +63,8 @@ class Edge(pulumi.ComponentResource):
                     from_port=port,
                     to_port=port,
                     description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
-                    cidr_ipv4=None if ipv6 else cidr,
-                    cidr_ipv6=cidr if ipv6 else None,
+                    # IPv4 only, as the load balancer listens (the settings refuse IPv6 networks).
+                    cidr_ipv4=cidr,
                     opts=child,
                 )
         self.load_balancer = aws.lb.LoadBalancer(
