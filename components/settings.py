@@ -144,6 +144,8 @@ class AwsSettings:
     cpu_architecture: str
     # "amp": metrics in Amazon Managed Service for Prometheus; Prometheus only scrapes (agent mode).
     metrics_backend: str
+    # Daily AWS Backup recovery points of the EFS file system (Grafana's database).
+    file_system_backups: bool = True
 
 
 @dataclass(frozen=True)
@@ -460,6 +462,7 @@ def _aws_settings(reader: _Reader, services: Mapping[str, ServiceSettings], regi
             collector_max_tasks=maximum,
             log_retention_days=retention,
             retain_data=reader.boolean("retainData"),
+            file_system_backups=reader.boolean("grafanaBackups"),
             cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
             metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
         ),

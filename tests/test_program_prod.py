@@ -704,6 +704,16 @@ def test_grafana_reaches_its_smtp_server_and_external_database_on_their_ports():
     }
 
 
+def test_grafanas_file_system_is_backed_up_daily_unless_turned_off(prod):
+    policy = prod.one("aws:efs/backupPolicy:BackupPolicy", "grafana-data")
+    assert policy.inputs["backupPolicy"] == {"status": "ENABLED"} and policy.inputs["fileSystemId"] == "grafana-data-id"
+    # Kept with the data: `pulumi destroy` does not turn the backups off first.
+    assert policy.options["retainOnDelete"] and policy.options["protect"]
+    off = run_program("prod", {"grafanaBackups": "false"})
+    assert off.error is None, off.error
+    assert off.one("aws:efs/backupPolicy:BackupPolicy", "grafana-data").inputs["backupPolicy"] == {"status": "DISABLED"}
+
+
 def test_grafana_on_an_external_database_needs_no_efs():
     run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL}, secret_keys=("grafanaDatabaseUrl",))
     assert run.error is None, run.error

@@ -28,6 +28,9 @@ class ServiceFileSystemArgs:
     task_role: aws.iam.Role
     # retainData: `pulumi destroy` leaves the file system and its data in the account.
     retain: bool
+    # EFS automatic backups: AWS Backup's default plan for the file system (daily, kept 35 days, in
+    # the aws/efs/automatic-backup-vault), which outlive a deleted file system (Amazon EFS user guide).
+    backups: bool = True
 
 
 class ServiceFileSystem(pulumi.ComponentResource):
@@ -61,6 +64,12 @@ class ServiceFileSystem(pulumi.ComponentResource):
                     }
                 )
             ),
+            opts=kept,
+        )
+        aws.efs.BackupPolicy(
+            name,
+            file_system_id=file_system.id,
+            backup_policy=aws.efs.BackupPolicyBackupPolicyArgs(status="ENABLED" if args.backups else "DISABLED"),
             opts=kept,
         )
         uid, gid = (int(part) for part in (data.owner or "0:0").split(":"))

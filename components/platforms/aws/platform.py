@@ -101,6 +101,7 @@ class AwsPlatform(pulumi.ComponentResource):
             cpu_architecture=a.cpu_architecture,
             utility_image=settings.utility_image,
             retain_data=a.retain_data,
+            file_system_backups=a.file_system_backups,
         )
         self.register_outputs({"vpcId": self.vpc_id, "cluster": self.cluster.name, "loadBalancerDnsName": self.load_balancer.dns_name})
 

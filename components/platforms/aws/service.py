@@ -77,6 +77,7 @@ class Cluster:
     # The pinned busybox that writes config files into task volumes.
     utility_image: str
     retain_data: bool
+    file_system_backups: bool = True
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,7 @@ class FargateService(pulumi.ComponentResource):
                         service_security_group=security_group,
                         task_role=args.task_role,
                         retain=shared.retain_data,
+                        backups=shared.file_system_backups,
                     ),
                     moved_from_parent=self._moved_from_parent,
                     opts=pulumi.ResourceOptions(parent=self),
