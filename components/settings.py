@@ -47,6 +47,9 @@ _IMAGE = re.compile(
 # Tags such as main, stable, edge, 3 or 3.0 move to new images; policy/rules.py holds the same rule.
 VERSION_TAG = re.compile(r"^v?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?$")
 _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
+# Grafana's listener rule matches its host name and then these source networks: the load balancer
+# allows five condition values per rule (Elastic Load Balancing quotas, "Condition values per rule").
+GRAFANA_CIDRS_MAX = 4
 # Prometheus, Tempo and Loki read retention as a Go time.Duration (int64 nanoseconds): at most
 # 9223372036854775807 ns, 2562047 whole hours.
 MAX_RETENTION_HOURS = 2562047
@@ -146,6 +149,8 @@ class AwsSettings:
     metrics_backend: str
     # Daily AWS Backup recovery points of the EFS file system (Grafana's database).
     file_system_backups: bool = True
+    # Who may reach Grafana (people); empty: the same networks as ingest.
+    grafana_ingress_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -429,7 +434,15 @@ def _aws_settings(reader: _Reader, services: Mapping[str, ServiceSettings], regi
     nat = reader.integer("natGateways", minimum=1, maximum=6)
     if nat > zones:
         reader.problem("natGateways", f"{nat} is more than availabilityZones ({zones}); allowed: 1 (cheapest) to one per zone")
-    cidrs = reader.ipv4_cidr_list("ingressCidrs", "the load balancer listens on IPv4 only, so no IPv6 client could reach it")
+    ipv4_only = "the load balancer listens on IPv4 only, so no IPv6 client could reach it"
+    cidrs = reader.ipv4_cidr_list("ingressCidrs", ipv4_only)
+    grafana_cidrs = reader.ipv4_cidr_list("grafanaIngressCidrs", ipv4_only)
+    if len(grafana_cidrs) > GRAFANA_CIDRS_MAX:
+        reader.problem(
+            "grafanaIngressCidrs",
+            f"lists {len(grafana_cidrs)} networks; allowed: at most {GRAFANA_CIDRS_MAX} (a load balancer rule matches at most five "
+            "values, one of them the host name): cover them with fewer, wider blocks",
+        )
     certificate = reader.optional_pattern("certificateArn", _CERTIFICATE_ARN, "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>")
     if certificate and region and _CERTIFICATE_ARN.match(certificate) and certificate.split(":")[3] != region:
         reader.problem("certificateArn", f"is in {certificate.split(':')[3]}, the stack in {region}; the load balancer needs a certificate in its own region")
@@ -454,6 +467,7 @@ def _aws_settings(reader: _Reader, services: Mapping[str, ServiceSettings], regi
             availability_zones=zones,
             nat_gateways=nat,
             ingress_cidrs=cidrs,
+            grafana_ingress_cidrs=grafana_cidrs,
             certificate_arn=certificate,
             domain_name=domain,
             hosted_zone_id=zone or None,

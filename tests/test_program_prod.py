@@ -325,6 +325,25 @@ def test_a_private_ecr_image_is_pulled_with_a_grant_for_its_repository_only(prod
     assert "ecr:" not in prod.one(ROLE_POLICY, "collector-execution").inputs["policy"]
 
 
+def test_grafana_can_be_reached_from_its_own_networks_only():
+    office = ["198.51.100.0/24", "192.0.2.10/32"]
+    run = run_program("prod", {"ingressCidrs": '["0.0.0.0/0"]', "grafanaIngressCidrs": json.dumps(office)})
+    assert run.error is None, run.error
+    # The load balancer admits both lists ...
+    admitted = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == "alb-id"}
+    assert admitted == {(port, cidr) for port in (443, 80) for cidr in ("0.0.0.0/0", *office)}
+    # ... and Grafana's rule forwards only what comes from the office; the rest gets the 404.
+    conditions = run.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
+    assert conditions == [{"hostHeader": {"values": [DOMAIN]}}, {"sourceIp": {"values": office}}]
+    for otlp in ("collector-otlp-http", "collector-otlp-grpc"):
+        assert not any("sourceIp" in c for c in run.one(LISTENER_RULE, otlp).inputs["conditions"])
+
+
+def test_grafana_shares_ingests_networks_when_none_are_given(prod):
+    conditions = prod.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
+    assert conditions == [{"hostHeader": {"values": [DOMAIN]}}, {"pathPattern": {"values": ["/*"]}}]
+
+
 def test_iam_policies_name_specific_resources(prod):
     policies = prod.of_type(ROLE_POLICY)
     assert len(policies) >= 8

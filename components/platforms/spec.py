@@ -28,6 +28,9 @@ class PublicRoute:
     health_path: str = "/"
     # The service's port that answers health_path, when it is not this one.
     health_port: Optional[int] = None
+    # A UI people sign in to (not an API for programs): a platform that tells the two apart admits
+    # it only from the networks allowed for people.
+    for_people: bool = False
 
 
 @dataclass(frozen=True)

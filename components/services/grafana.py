@@ -120,7 +120,7 @@ class Grafana(pulumi.ComponentResource):
             HTTP.name,
             HTTP.container_port,
             host_port=settings.host_ports.grafana,
-            public=PublicRoute(health_path="/api/health"),
+            public=PublicRoute(health_path="/api/health", for_people=True),
         )
         self.root_url = platform.external_url(http) + "/"
         spec = ServiceSpec(

@@ -27,6 +27,8 @@ class EdgeArgs:
     domain_name: str
     certificate_arn: str
     ingress_cidrs: tuple[str, ...]
+    # Who may reach routes for people (Grafana); empty: the same as ingress_cidrs.
+    people_cidrs: tuple[str, ...] = ()
     # A Route 53 zone the stack writes the domain's record into; None: the user points DNS.
     hosted_zone_id: Optional[str] = None
 
@@ -54,8 +56,10 @@ class Edge(pulumi.ComponentResource):
             tags={"Name": f"{args.prefix}-alb"},
             opts=child,
         )
+        # The load balancer's group admits both lists; the people's routes check their own below.
+        admitted = list(dict.fromkeys((*args.ingress_cidrs, *args.people_cidrs)))
         for port in (443, 80):
-            for index, cidr in enumerate(args.ingress_cidrs):
+            for index, cidr in enumerate(admitted):
                 aws.vpc.SecurityGroupIngressRule(
                     f"alb-{port}-{index}",
                     security_group_id=self.security_group.id,
@@ -180,19 +184,27 @@ class Edge(pulumi.ComponentResource):
                 self._next_path_priority += 10
             else:
                 priority = _DEFAULT_ROUTE_PRIORITY
+            conditions = [
+                aws.lb.ListenerRuleConditionArgs(host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])),
+            ]
+            only_people = route.for_people and bool(self._args.people_cidrs)
+            # A catch-all route for people needs no path condition: a rule matches at most five
+            # values, so the host leaves room for four networks (the settings allow four).
+            if route.paths or not only_people:
+                conditions.append(
+                    aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"]))
+                )
+            if only_people:
+                # Only people's networks; anyone else gets the listener's 404.
+                conditions.append(
+                    aws.lb.ListenerRuleConditionArgs(source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(self._args.people_cidrs)))
+                )
             rule = aws.lb.ListenerRule(
                 f"{spec.name}-{port.name}",
                 listener_arn=self.https_listener.arn,
                 priority=priority,
                 actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
-                conditions=[
-                    aws.lb.ListenerRuleConditionArgs(
-                        host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])
-                    ),
-                    aws.lb.ListenerRuleConditionArgs(
-                        path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"])
-                    ),
-                ],
+                conditions=conditions,
                 opts=child,
             )
             routes.append(rule)

@@ -62,6 +62,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 domain_name=a.domain_name,
                 certificate_arn=a.certificate_arn,
                 ingress_cidrs=tuple(a.ingress_cidrs),
+                people_cidrs=tuple(a.grafana_ingress_cidrs),
                 hosted_zone_id=a.hosted_zone_id,
             ),
             moved_from_parent=self,
