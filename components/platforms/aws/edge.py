@@ -10,6 +10,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from
 from components.platforms.spec import Port, PublicRoute, ServiceSpec
 
@@ -60,15 +61,14 @@ class Edge(pulumi.ComponentResource):
         admitted = list(dict.fromkeys((*args.ingress_cidrs, *args.people_cidrs)))
         for port in (443, 80):
             for index, cidr in enumerate(admitted):
-                aws.vpc.SecurityGroupIngressRule(
+                # IPv4 only, as the load balancer listens (the settings refuse IPv6 networks).
+                allow_tcp(
                     f"alb-{port}-{index}",
-                    security_group_id=self.security_group.id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
+                    group=self.security_group,
+                    direction="in",
+                    ports=port,
+                    cidr=cidr,
                     description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
-                    # IPv4 only, as the load balancer listens (the settings refuse IPv6 networks).
-                    cidr_ipv4=cidr,
                     opts=child,
                 )
         self.load_balancer = aws.lb.LoadBalancer(
@@ -147,23 +147,21 @@ class Edge(pulumi.ComponentResource):
                 continue
             health_port = route.health_port or port.container_port
             for allowed in sorted({port.container_port, health_port}):
-                aws.vpc.SecurityGroupIngressRule(
+                allow_tcp(
                     f"{spec.name}-{port.name}-{allowed}-from-alb",
-                    security_group_id=security_group.id,
-                    referenced_security_group_id=self.security_group.id,
-                    ip_protocol="tcp",
-                    from_port=allowed,
-                    to_port=allowed,
+                    group=security_group,
+                    direction="in",
+                    ports=allowed,
+                    peer=self.security_group,
                     description=f"{port.name} (port {allowed}) from the load balancer",
                     opts=child,
                 )
-                aws.vpc.SecurityGroupEgressRule(
+                allow_tcp(
                     f"alb-to-{spec.name}-{port.name}-{allowed}",
-                    security_group_id=self.security_group.id,
-                    referenced_security_group_id=security_group.id,
-                    ip_protocol="tcp",
-                    from_port=allowed,
-                    to_port=allowed,
+                    group=self.security_group,
+                    direction="out",
+                    ports=allowed,
+                    peer=security_group,
                     description=f"to {spec.name} {port.name} (port {allowed})",
                     opts=child,
                 )

@@ -10,6 +10,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from, policy
 from components.platforms.spec import DataVolume
 
@@ -92,25 +93,13 @@ class ServiceFileSystem(pulumi.ComponentResource):
             tags={"Name": f"{args.prefix}-{name}-efs"},
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-efs-nfs",
-            security_group_id=group.id,
-            referenced_security_group_id=args.service_security_group.id,
-            ip_protocol="tcp",
-            from_port=NFS_PORT,
-            to_port=NFS_PORT,
-            description=f"NFS from {service}",
-            opts=child,
+        allow_tcp(
+            f"{name}-efs-nfs", group=group, direction="in", ports=NFS_PORT, peer=args.service_security_group,
+            description=f"NFS from {service}", opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-efs-nfs-out",
-            security_group_id=args.service_security_group.id,
-            referenced_security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=NFS_PORT,
-            to_port=NFS_PORT,
-            description=f"NFS to the file system of {service}",
-            opts=child,
+        allow_tcp(
+            f"{name}-efs-nfs-out", group=args.service_security_group, direction="out", ports=NFS_PORT, peer=group,
+            description=f"NFS to the file system of {service}", opts=child,
         )
         # Mount targets are not retained: they hold no data and would block deleting the subnets.
         self.mount_targets: list[pulumi.Resource] = [

@@ -4,6 +4,7 @@ public routes, and CPU autoscaling when it may run several tasks."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import pulumi_aws as aws
 
 from components.platforms.aws.edge import Edge
 from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
+from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
 from components.platforms.spec import ServiceSpec
 
@@ -163,47 +165,18 @@ class FargateService(pulumi.ComponentResource):
         # webhooks), any port of the other services (their own groups admit only their ports), and
         # what the spec names (SMTP, a database). DNS to the VPC resolver needs no rule: security
         # groups do not filter traffic to the Amazon DNS server (Amazon VPC user guide).
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-https",
-            security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            description="HTTPS: image pulls, AWS APIs, webhooks",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-services",
-            security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            referenced_security_group_id=shared.members_security_group.id,
+        out = functools.partial(allow_tcp, group=security_group, direction="out", opts=child)
+        out(f"{name}-egress-https", ports=443, cidr="0.0.0.0/0", description="HTTPS: image pulls, AWS APIs, webhooks")
+        out(
+            f"{name}-egress-services", ports=(0, 65535), peer=shared.members_security_group,
             description="The other services, on the ports their own groups admit",
-            opts=child,
         )
         for outside in spec.egress_ports:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-egress-{outside}",
-                security_group_id=security_group.id,
-                ip_protocol="tcp",
-                from_port=outside,
-                to_port=outside,
-                cidr_ipv4="0.0.0.0/0",
-                description=f"Port {outside} outside the stack (named by the service)",
-                opts=child,
-            )
+            out(f"{name}-egress-{outside}", ports=outside, cidr="0.0.0.0/0", description=f"Port {outside} outside the stack (named by the service)")
         for port in spec.ports:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-{port.name}-from-services",
-                security_group_id=security_group.id,
-                referenced_security_group_id=shared.members_security_group.id,
-                ip_protocol="tcp",
-                from_port=port.container_port,
-                to_port=port.container_port,
-                description=f"{port.name} from the other services",
-                opts=child,
+            allow_tcp(
+                f"{name}-{port.name}-from-services", group=security_group, direction="in", ports=port.container_port,
+                peer=shared.members_security_group, description=f"{port.name} from the other services", opts=child,
             )
 
         volumes, mounts, file_systems = self._volumes(args, security_group)
