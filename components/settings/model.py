@@ -1,0 +1,184 @@
+"""The stack's settings: one typed model of the stack configuration and the values it allows.
+
+components/settings/load.py builds it from the stack config (defaults live in Pulumi.yaml), with
+the generic value readers of components/settings/reader.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Optional
+
+TARGETS = ("docker", "aws")
+ANONYMOUS_ROLES = ("none", "Viewer", "Editor")
+SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# Where metrics are kept: the self-hosted Prometheus, or Amazon Managed Service for Prometheus.
+METRICS_BACKENDS = ("prometheus", "amp")
+# A workspace's retention in days: 1 to 1095 (AWS documents three years at most).
+AMP_MAX_RETENTION_DAYS = 1095
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# Fargate task sizes: CPU units -> allowed memory in MiB.
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+@dataclass(frozen=True)
+class Retention:
+    hours: int
+
+    @property
+    def prometheus(self) -> str:
+        return f"{self.hours}h"
+
+    @property
+    def go_duration(self) -> str:
+        """Go's time.ParseDuration has no days: Tempo wants hours."""
+        return f"{self.hours}h"
+
+    @property
+    def seconds(self) -> int:
+        return self.hours * 3600
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    image: str
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class HostPorts:
+    grafana: int
+    otlp_grpc: int
+    otlp_http: int
+    collector_health: int
+    prometheus: int
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Only for the aws target: where and how big, and what a user must supply."""
+
+    region: str
+    # None: the stack creates its own VPC.
+    vpc_id: Optional[str]
+    public_subnet_ids: tuple[str, ...]
+    private_subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+    availability_zones: int
+    nat_gateways: int
+    ingress_cidrs: tuple[str, ...]
+    certificate_arn: str
+    domain_name: str
+    # Route 53 zone that gets an alias record for domain_name; None: the user points DNS.
+    hosted_zone_id: Optional[str]
+    cpu: Mapping[str, int]
+    collector_min_tasks: int
+    collector_max_tasks: int
+    log_retention_days: int
+    retain_data: bool
+    cpu_architecture: str
+    # "amp": metrics in Amazon Managed Service for Prometheus; Prometheus only scrapes (agent mode).
+    metrics_backend: str
+    # Daily AWS Backup recovery points of the EFS file system (Grafana's database).
+    file_system_backups: bool = True
+    # Who may reach Grafana (people); empty: the same networks as ingest.
+    grafana_ingress_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A config value that must stay secret: never printed, handed to resources as a secret Output."""
+
+    value: str = field(repr=False)
+
+    def output(self):
+        import pulumi
+
+        return pulumi.Output.secret(self.value)
+
+
+@dataclass(frozen=True)
+class AlertContacts:
+    """Where alert notifications go; each channel is optional."""
+
+    email_addresses: tuple[str, ...] = ()
+    slack_webhook_url: Optional[Secret] = None
+    pagerduty_integration_key: Optional[Secret] = None
+
+    @property
+    def channels(self) -> set[str]:
+        return {
+            name
+            for name, configured in (
+                ("email", bool(self.email_addresses)),
+                ("slack", self.slack_webhook_url is not None),
+                ("pagerduty", self.pagerduty_integration_key is not None),
+            )
+            if configured
+        }
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server Grafana sends e-mail notifications through."""
+
+    host: str
+    user: str
+    password: Optional[Secret]
+    from_address: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    target: str
+    environment: str
+    service_namespace: str
+    host_address: str
+    services: Mapping[str, ServiceSettings]
+    utility_image: str
+    prometheus_retention: Retention
+    tempo_retention: Retention
+    loki_retention: Retention
+    trace_sampling_percentage: float
+    cors_allowed_origins: tuple[str, ...]
+    grafana_admin_user: str
+    grafana_anonymous_role: Optional[str]
+    host_ports: HostPorts
+    alert_contacts: AlertContacts = AlertContacts()
+    smtp: Optional[SmtpSettings] = None
+    # The collector's OTLP receivers demand a bearer token (always on the aws target: public ingest).
+    otlp_require_token: bool = False
+    aws: Optional[AwsSettings] = None
+    # Grafana's database elsewhere (postgres:// or mysql://, with its password); None: SQLite.
+    grafana_database_url: Optional[Secret] = None
+    # The name people reach the docker target's published ports by ("" on aws: the domain).
+    external_host: str = "localhost"
+
+    def image(self, service: str) -> str:
+        return self.services[service].image
+
+    def memory_mb(self, service: str) -> int:
+        return self.services[service].memory_mb
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix for names that must be unique on a host or in an account."""
+        return f"{self.project}-{self.stack}"
+
+    @property
+    def service_domain(self) -> str:
+        """The private DNS namespace services find each other in on aws (Cloud Map)."""
+        return f"{self.resource_prefix.lower()}.internal"
