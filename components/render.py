@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from components.grafana.alerts import RuleGroup, load_rule_groups, rule_stages
+from components.grafana.alerts import RuleGroup, load_rule_groups, read_runbook, rule_stages
 from components.grafana.content import DATASOURCE_UIDS, datasource_definitions
 from components.grafana.dashboards import load_folders
+from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import MetricsStore, ObjectStore
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES, ProblemsError, Settings, load_settings
@@ -38,6 +39,14 @@ def internal_hosts(settings: Settings) -> dict[str, str]:
     return {name: name for name in SERVICES}
 
 
+def grafana_root_url(settings: Settings) -> str:
+    """Grafana's address as people open it (the platforms' external_url): the domain on aws, the
+    published port on docker."""
+    if settings.aws is not None and settings.target == "aws":
+        return f"https://{settings.aws.domain_name}/"
+    return f"http://{settings.external_host}:{settings.host_ports.grafana}/"
+
+
 def stores(settings: Settings) -> tuple[Optional[ObjectStore], Optional[ObjectStore], Optional[MetricsStore]]:
     """What the aws platform creates and names only at deploy time (Tempo's and Loki's buckets, the
     metrics workspace), as placeholders in angle brackets so the storage sections still render."""
@@ -55,7 +64,7 @@ def stores(settings: Settings) -> tuple[Optional[ObjectStore], Optional[ObjectSt
     return bucket(tempo.NAME), bucket(loki.NAME), metrics
 
 
-def rule_group_document(group: RuleGroup) -> dict[str, Any]:
+def rule_group_document(group: RuleGroup, runbook_links: dict[str, str]) -> dict[str, Any]:
     """A rule group as the Grafana provider creates it (see components/grafana/alerting.py)."""
     return {
         "name": group.name,
@@ -68,7 +77,7 @@ def rule_group_document(group: RuleGroup) -> dict[str, Any]:
                 "noDataState": rule.no_data_state,
                 "execErrState": rule.exec_err_state,
                 "labels": rule.labels,
-                "annotations": rule.annotations,
+                "annotations": rule.annotations(runbook_links),
                 "data": [
                     {"refId": s.ref_id, "datasourceUid": s.datasource_uid, "relativeFromSeconds": s.relative_from_seconds, "model": s.model}
                     for s in rule_stages(rule)
@@ -121,8 +130,11 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
         files[f"grafana/dashboards/{folder.uid}/folder.json"] = _json({"uid": folder.uid, "title": folder.title})
         for dashboard in folder.dashboards:
             files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"] = _json(dashboard.model)
+    runbook = read_runbook()
+    links = runbook_links(runbook, grafana_root_url(settings), settings.runbook_base_url)
     for group in groups:
-        files[f"grafana/alert-rules/{group.slug}.json"] = _json(rule_group_document(group))
+        files[f"grafana/alert-rules/{group.slug}.json"] = _json(rule_group_document(group, links))
+    files["grafana/alert-rules/runbook-dashboard.json"] = _json(runbook_dashboard(runbook))
     return files
 
 

@@ -7,9 +7,10 @@ from typing import Any
 import pulumi
 
 from components.grafana.alerting import Alerting
-from components.grafana.alerts import RuleGroup
+from components.grafana.alerts import RuleGroup, read_runbook
 from components.grafana.content import GrafanaContent, datasource_definitions, grafana_provider
 from components.grafana.dashboards import load_folders
+from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import Platform
 from components.services import collector, grafana, loki, prometheus, tempo
 from components.services.collector import Collector
@@ -57,11 +58,14 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         folders=load_folders(),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
+    runbook = read_runbook()
     alerting = Alerting(
         provider=content.provider,
         groups=alert_groups,
         contacts=settings.alert_contacts,
         depends_on=list(content.datasources.values()),
+        runbook=runbook_dashboard(runbook),
+        runbook_links=runbook_links(runbook, ui.root_url, settings.runbook_base_url),
     )
     outputs: dict[str, Any] = {
         "grafanaUrl": ui.url,

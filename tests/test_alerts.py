@@ -24,6 +24,7 @@ from components.grafana.alerts import (
 )
 from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import label_names, label_replace_targets, metric_names
+from components.grafana.runbook import RUNBOOK_UID, anchor, runbook_dashboard, runbook_links, runbook_sections
 from components.telemetry import SCRAPE_JOBS, produced_label_names, produced_metric_names
 from tests.harness import is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_dashboards import _check_with_promtool
@@ -98,11 +99,13 @@ def test_the_issue_s_rules_are_there():
 
 def test_every_severity_is_used_and_every_rule_has_its_annotations():
     assert {rule.severity for rule in RULES} == set(SEVERITIES)
-    anchors = runbook_anchors(project_path("docs", "runbook.md").read_text())
+    text = project_path("docs", "runbook.md").read_text()
+    anchors = runbook_anchors(text)
+    links = runbook_links(text, "https://observability.example/")
     for rule in RULES:
-        annotations = rule.annotations
+        annotations = rule.annotations(links)
         assert annotations["summary"] and annotations["description"], rule.uid
-        assert annotations["runbook_url"] == f"docs/runbook.md#{rule.runbook_anchor}"
+        assert annotations["runbook_url"].startswith("https://observability.example/d/runbook?viewPanel="), rule.uid
         assert rule.runbook_anchor in anchors, rule.uid
         assert rule.labels == {"severity": rule.severity}
 
@@ -275,12 +278,21 @@ def test_the_datasource_check_catches_an_unknown_uid(dev):
 
 def test_registered_rules_are_the_files_rules(dev):
     registered = {rule["uid"]: rule for group in dev.of_type(RULE_GROUP) for rule in group.inputs["rules"]}
+    (runbook,) = [d for d in dev.of_type("grafana:oss/dashboard:Dashboard") if d.name == "dashboard-runbook"]
+    model = json.loads(runbook.inputs["configJson"])
+    assert model["uid"] == RUNBOOK_UID and runbook.inputs["folder"] == FOLDER_UID
+    panels = {p["id"]: p["options"]["content"] for p in model["panels"]}
     for rule in RULES:
         got = registered[rule.uid]
         assert got["name"] == rule.title
         assert (got["for"], got["noDataState"], got["execErrState"]) == (rule.pending_for, rule.no_data_state, rule.exec_err_state)
         assert got["labels"] == {"severity": rule.severity}
         assert set(got["annotations"]) == {"summary", "description", "runbook_url"}
+        # Absolute: the link works in Slack, PagerDuty and e-mail, and opens the rule's own section.
+        url = got["annotations"]["runbook_url"]
+        assert url.startswith(f"http://localhost:3000/d/{RUNBOOK_UID}?viewPanel="), url
+        assert panels[int(url.rsplit("=", 1)[1])].startswith(("## ", "### ")), url
+        assert anchor(panels[int(url.rsplit("=", 1)[1])].split("\n", 1)[0].lstrip("# ")) == rule.runbook_anchor
         stages = {s["refId"]: s for s in got["datas"]}
         assert got["condition"] in stages
         expected = {s.ref_id: s for s in rule_stages(rule)}
@@ -422,3 +434,21 @@ def test_the_runbook_has_a_section_for_every_rule_and_no_orphans():
     sections = anchors - {"runbook", "apps", "observability-stack"}
     assert sections == {rule.runbook_anchor for rule in RULES}
     assert not runbook_anchors(operations) & sections
+
+
+def test_runbook_links_follow_runbook_base_url_when_the_team_keeps_it_elsewhere():
+    base = "https://github.com/opendeck/observability/blob/main/docs/runbook.md"
+    run = run_program("dev", {"runbookBaseUrl": base})
+    assert run.error is None, run.error
+    urls = {rule["uid"]: rule["annotations"]["runbook_url"] for group in run.of_type(RULE_GROUP) for rule in group.inputs["rules"]}
+    assert urls == {rule.uid: f"{base}#{rule.runbook_anchor}" for rule in RULES}
+
+
+def test_the_runbook_dashboard_holds_every_section_once():
+    text = project_path("docs", "runbook.md").read_text()
+    model = runbook_dashboard(text)
+    contents = [p["options"]["content"] for p in model["panels"]]
+    assert len(contents) == len(runbook_sections(text)) == text.count("\n## ") + text.count("\n### ")
+    assert all(content in text for content in contents)
+    ys = [p["gridPos"]["y"] for p in model["panels"]]
+    assert ys == sorted(set(ys)), "panels stacked, none overlapping"

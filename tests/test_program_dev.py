@@ -252,7 +252,7 @@ def test_folders_and_dashboards_come_from_the_configs_directory(dev):
     folders = {f.inputs["uid"]: f.inputs["title"] for f in dev.of_type(FOLDER) if f.parent_types[-1] == "observability:grafana:Content"}
     expected = load_folders()
     assert folders == {f.uid: f.title for f in expected}
-    dashboards = {json.loads(d.inputs["configJson"])["uid"]: d for d in dev.of_type(DASHBOARD)}
+    dashboards = {json.loads(d.inputs["configJson"])["uid"]: d for d in dev.of_type(DASHBOARD) if d.parent_types[-1] == "observability:grafana:Content"}
     for folder in expected:
         for dashboard in folder.dashboards:
             registered = dashboards.pop(dashboard.uid)

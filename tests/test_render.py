@@ -55,7 +55,8 @@ def test_every_datasource_dashboard_and_rule_group_is_written(stack):
     for group in groups:
         document = json.loads(files[f"grafana/alert-rules/{group.slug}.json"])
         assert [r["uid"] for r in document["rules"]] == [r.uid for r in group.rules]
-        assert all(r["annotations"]["runbook_url"].startswith("docs/runbook.md#") for r in document["rules"])
+        root = "https://observability.opendeck.example/" if stack == "prod" else "http://localhost:3000/"
+        assert all(r["annotations"]["runbook_url"].startswith(f"{root}d/runbook?viewPanel=") for r in document["rules"])
 
 
 def test_dev_render_is_what_the_dev_program_uploads():

@@ -61,6 +61,7 @@ BAD_INPUTS = [
     ("traceSamplingPercentage", "150", "above 0 and at most 100"),
     ("traceSamplingPercentage", "ten", "not a number"),
     ("hostAddress", "localhost", "not an IPv4 address"),
+    ("runbookBaseUrl", "docs/runbook.md", "an absolute https:// URL of the runbook"),
     ("smtpHost", "smtp.example.com:99999", "host:port with a port from 1 to 65535"),
     ("tempoRetention", "2562048h", "longer than the stores can read"),
     ("prometheusRetention", "15253w", "ends at 2562047h"),

@@ -3,6 +3,10 @@ notification policy. What the rules say lives in configs/alerts/ (loaded by comp
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import pulumi
 import pulumiverse_grafana as grafana
 
@@ -29,6 +33,8 @@ class Alerting(pulumi.ComponentResource):
         groups: list[RuleGroup],
         contacts: AlertContacts,
         depends_on: list[pulumi.Resource],
+        runbook: dict[str, Any],
+        runbook_links: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:grafana:Alerting", "alerting", None, opts)
@@ -42,12 +48,16 @@ class Alerting(pulumi.ComponentResource):
                 name=group.name,
                 folder_uid=self.folder.uid,
                 interval_seconds=group.interval_seconds,
-                rules=[_rule_args(rule) for rule in group.rules],
+                rules=[_rule_args(rule, runbook_links) for rule in group.rules],
                 opts=after_datasources,
             )
             for group in groups
         }
 
+        # The runbook every alert links to, next to the rules (components/grafana/runbook.py).
+        self.runbook = grafana.oss.Dashboard(
+            "dashboard-runbook", folder=self.folder.uid, config_json=json.dumps(runbook, sort_keys=True), opts=in_grafana
+        )
         self.routes = severity_routes(contacts.channels)
         self.contact_points: dict[str, grafana.alerting.ContactPoint] = {}
         for severity, channels in self.routes.items():
@@ -86,7 +96,7 @@ class Alerting(pulumi.ComponentResource):
         )
 
 
-def _rule_args(rule) -> grafana.alerting.RuleGroupRuleArgs:
+def _rule_args(rule, runbook_links: Mapping[str, str]) -> grafana.alerting.RuleGroupRuleArgs:
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule.uid,
         name=rule.title,
@@ -95,7 +105,7 @@ def _rule_args(rule) -> grafana.alerting.RuleGroupRuleArgs:
         no_data_state=rule.no_data_state,
         exec_err_state=rule.exec_err_state,
         labels=rule.labels,
-        annotations=rule.annotations,
+        annotations=rule.annotations(runbook_links),
         datas=[
             grafana.alerting.RuleGroupRuleDataArgs(
                 ref_id=stage.ref_id,

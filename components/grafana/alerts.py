@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.grafana.runbook import anchor
 from components.settings import ProblemsError
 from components.stackconfig import PROJECT_DIR
 from components.yamltext import load_yaml
@@ -87,16 +89,12 @@ class AlertRule:
     datasource_uid: str = DEFAULT_DATASOURCE
 
     @property
-    def runbook_url(self) -> str:
-        return f"{RUNBOOK_DOC}#{self.runbook_anchor}"
-
-    @property
     def labels(self) -> dict[str, str]:
         return {"severity": self.severity}
 
-    @property
-    def annotations(self) -> dict[str, str]:
-        return {"summary": self.summary, "description": self.description, "runbook_url": self.runbook_url}
+    def annotations(self, runbook_links: Mapping[str, str]) -> dict[str, str]:
+        """runbook_links: anchor -> absolute URL of that runbook section (components/grafana/runbook.py)."""
+        return {"summary": self.summary, "description": self.description, "runbook_url": runbook_links[self.runbook_anchor]}
 
 
 @dataclass(frozen=True)
@@ -118,13 +116,14 @@ def seconds(duration: str) -> int:
     return int(match.group("count")) * _SECONDS[match.group("unit")]
 
 
+def read_runbook() -> str:
+    """The runbook the rules link to (read when needed, so a test may point RUNBOOK_PATH elsewhere)."""
+    return RUNBOOK_PATH.read_text(encoding="utf-8")
+
+
 def runbook_anchors(text: str) -> set[str]:
     """Anchors of the markdown headings, as GitHub derives them."""
-    anchors = set()
-    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, flags=re.MULTILINE):
-        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-        anchors.add(slug)
-    return anchors
+    return {anchor(heading) for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, flags=re.MULTILINE)}
 
 
 def load_rule_groups(

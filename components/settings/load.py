@@ -168,6 +168,9 @@ def load_settings(
         smtp=smtp,
         otlp_require_token=require_token,
         external_host=external_host,
+        runbook_base_url=reader.optional_pattern(
+            "runbookBaseUrl", _HTTPS_URL, "an absolute https:// URL of the runbook, e.g. https://github.com/org/repo/blob/main/docs/runbook.md"
+        ),
         aws=aws_settings.value if target == "aws" else None,
         grafana_database_url=database_url,
     )

@@ -166,6 +166,8 @@ class Settings:
     grafana_database_url: Optional[Secret] = None
     # The name people reach the docker target's published ports by ("" on aws: the domain).
     external_host: str = "localhost"
+    # Where alerts link to the runbook ("<base>#<section>"); "": Grafana's runbook dashboard.
+    runbook_base_url: str = ""
 
     def image(self, service: str) -> str:
         return self.services[service].image
