@@ -337,3 +337,12 @@ def test_a_dev_stack_on_the_network_links_to_the_name_people_reach():
     assert "GF_SERVER_ROOT_URL=http://devbox.lan:3000/" in envs
     assert run.outputs["grafanaUrl"] == "http://devbox.lan:3000"
     assert run.outputs["otlpHttpEndpoint"] == "http://devbox.lan:4318"
+
+
+def test_a_user_name_stored_encrypted_never_shows_in_docker_inspect():
+    run = run_program("dev", {"grafanaAdminUser": "ops-admin-7f3"}, secret_keys=("grafanaAdminUser",))
+    assert run.error is None, run.error
+    grafana = containers(run)["grafana"]
+    assert not [e for e in plain_strings(grafana.inputs.get("envs")) if "ops-admin-7f3" in e]
+    assert "GF_SECURITY_ADMIN_USER__FILE=/run/secrets/gf_security_admin_user" in grafana.inputs["envs"]
+    assert "grafanaAdminUser" in run.secret_outputs

@@ -748,3 +748,18 @@ def test_grafana_on_an_external_database_needs_no_efs():
     assert all("db-password-0123" not in json.dumps(r.inputs) for r in run.resources if r is not version)
     # Caches and plugins only: task storage handed to Grafana's user.
     assert {"name": "grafana-data"} in run.one(TASK, "grafana-task").inputs["volumes"]
+
+
+def test_values_the_user_stored_encrypted_stay_secret_even_when_not_credentials():
+    smtp = {"smtpHost": "smtp.example.com:587", "smtpUser": "alerts-bot-7f3", "smtpFromAddress": "grafana@example.com",
+            "alertEmailAddresses": '["oncall@example.com"]', "grafanaAdminUser": "ops-admin-7f3"}
+    run = run_program("prod", smtp, secret_keys=("smtpUser", "grafanaAdminUser"))
+    assert run.error is None, run.error
+    grafana = containers(run)["grafana"]["grafana"]
+    env = {e["name"] for e in grafana["environment"]}
+    assert not env & {"GF_SMTP_USER", "GF_SECURITY_ADMIN_USER"}
+    assert {"GF_SMTP_USER", "GF_SECURITY_ADMIN_USER"} <= {s["name"] for s in grafana["secrets"]}
+    for resource in run.resources:
+        leaked = [s for s in plain_strings(resource.inputs) if "alerts-bot-7f3" in s or "ops-admin-7f3" in s]
+        assert leaked == [], (resource.type, resource.name)
+    assert "grafanaAdminUser" in run.secret_outputs

@@ -21,7 +21,7 @@ def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> 
     requests with the AWS credentials Grafana runs with (a managed metrics store)."""
     role = settings.grafana_anonymous_role
     return {
-        "GF_SECURITY_ADMIN_USER": settings.grafana_admin_user,
+        **({} if "grafanaAdminUser" in settings.marked_secret else {"GF_SECURITY_ADMIN_USER": settings.grafana_admin_user}),
         "GF_SECURITY_DISABLE_GRAVATAR": "true",
         "GF_AUTH_ANONYMOUS_ENABLED": "true" if role else "false",
         **({"GF_AUTH_ANONYMOUS_ORG_ROLE": role} if role else {}),
@@ -91,8 +91,19 @@ def smtp_env(settings: Settings) -> dict[str, str]:
         "GF_SMTP_HOST": smtp.host,
         "GF_SMTP_FROM_ADDRESS": smtp.from_address,
         "GF_SMTP_FROM_NAME": "Grafana alerts",
-        **({"GF_SMTP_USER": smtp.user} if smtp.user else {}),
+        **({"GF_SMTP_USER": smtp.user} if smtp.user and "smtpUser" not in settings.marked_secret else {}),
     }
+
+
+def marked_secret_values(settings: Settings) -> tuple[SecretValue, ...]:
+    """Settings the user stored encrypted that are not credentials by nature (a user name): handed
+    over as secrets too, never as plain environment (Grafana reads any GF_ variable from a __FILE)."""
+    values = []
+    if "grafanaAdminUser" in settings.marked_secret:
+        values.append(("GF_SECURITY_ADMIN_USER", settings.grafana_admin_user))
+    if settings.smtp and settings.smtp.user and "smtpUser" in settings.marked_secret:
+        values.append(("GF_SMTP_USER", settings.smtp.user))
+    return tuple(SecretValue(env, pulumi.Output.secret(value), file_env=f"{env}__FILE") for env, value in values)
 
 
 class Grafana(pulumi.ComponentResource):
@@ -115,7 +126,9 @@ class Grafana(pulumi.ComponentResource):
         )
         # The provider marks `result` secret; wrapping it again keeps that true whatever reads it.
         self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
-        self.admin_user = settings.grafana_admin_user
+        self.admin_user: pulumi.Input[str] = (
+            pulumi.Output.secret(settings.grafana_admin_user) if "grafanaAdminUser" in settings.marked_secret else settings.grafana_admin_user
+        )
         http = Port(
             HTTP.name,
             HTTP.container_port,
@@ -132,6 +145,7 @@ class Grafana(pulumi.ComponentResource):
             # The password applies only when Grafana creates its database (first start).
             secrets=(
                 SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),
+                *marked_secret_values(settings),
                 *(
                     (SecretValue("GF_SMTP_PASSWORD", settings.smtp.password.output(), file_env="GF_SMTP_PASSWORD__FILE"),)
                     if settings.smtp and settings.smtp.password

@@ -103,6 +103,9 @@ def load_settings(
     external_host = reader.optional_pattern("externalHost", _HOST, "a host name or IPv4 address, without scheme or port")
     if not external_host:
         external_host = "localhost" if host_address in ("127.0.0.1", "0.0.0.0") else host_address
+    runbook_base_url = reader.optional_pattern(
+        "runbookBaseUrl", _HTTPS_URL, "an absolute https:// URL of the runbook, e.g. https://github.com/org/repo/blob/main/docs/runbook.md"
+    )
     accept_open_doors = reader.boolean("allowUnauthenticatedNetworkAccess")
     if target == "docker" and _beyond_this_machine(host_address):
         open_doors = [
@@ -168,9 +171,8 @@ def load_settings(
         smtp=smtp,
         otlp_require_token=require_token,
         external_host=external_host,
-        runbook_base_url=reader.optional_pattern(
-            "runbookBaseUrl", _HTTPS_URL, "an absolute https:// URL of the runbook, e.g. https://github.com/org/repo/blob/main/docs/runbook.md"
-        ),
+        marked_secret=frozenset(secret_keys),
+        runbook_base_url=runbook_base_url,
         aws=aws_settings.value if target == "aws" else None,
         grafana_database_url=database_url,
     )
@@ -321,9 +323,9 @@ def load_from_pulumi() -> Settings:
 
     config = pulumi.Config()
     project = pulumi.get_project()
-    secret_keys = [key for key in SECRET_KEYS if is_config_secret(config.full_key(key))]
     # Every key the engine hands over (PULUMI_CONFIG from the CLI; set directly under test mocks).
     given = {*CONFIG.get(), *(get_config_env() or {})}
+    secret_keys = [key.split(":", 1)[1] for key in given if key.startswith(f"{project}:") and is_config_secret(key)]
     return load_settings(
         config.get,
         project,

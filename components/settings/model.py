@@ -168,6 +168,9 @@ class Settings:
     external_host: str = "localhost"
     # Where alerts link to the runbook ("<base>#<section>"); "": Grafana's runbook dashboard.
     runbook_base_url: str = ""
+    # Keys the stack stores encrypted (`pulumi config set --secret`): their values stay secret
+    # wherever they go, credentials or not (a user name, say).
+    marked_secret: frozenset[str] = frozenset()
 
     def image(self, service: str) -> str:
         return self.services[service].image
