@@ -2,8 +2,8 @@
 
 How the list is derived:
 1. APP_INSTRUMENTS names every OTel instrument the OpenDeck services emit: the FastAPI (ASGI),
-   HTTPX, SQLAlchemy and Celery instrumentations, in both HTTP conventions, and the plan's custom
-   metrics. tests/test_telemetry_sources.py runs the real instrumentation packages against an
+   HTTPX, SQLAlchemy, Celery and system-metrics (process) instrumentations, in both HTTP
+   conventions, and the plan's custom metrics. tests/test_telemetry_sources.py runs the real instrumentation packages against an
    in-memory reader and fails if this list and what they emit disagree.
 2. prometheus_names() applies the OTLP-to-Prometheus naming that the collector's
    prometheus_remote_write exporter uses (dots to underscores, a unit suffix, `_total` for
@@ -66,6 +66,18 @@ LIBRARY_METRICS = (
     Instrument("db.client.connections.usage", UPDOWNCOUNTER, "connections", ("pool.name", "state")),
     Instrument("flower.task.runtime.seconds", HISTOGRAM, "seconds", ("task", "worker")),
 )
+# The system-metrics instrumentation with the sample app's PROCESS_METRICS choice: the process's
+# own CPU, memory, threads, file descriptors, context switches and garbage collections.
+PROCESS_METRICS = (
+    Instrument("process.cpu.time", COUNTER, "s", ("type",)),
+    Instrument("process.cpu.utilization", GAUGE, "1", ()),
+    Instrument("process.context_switches", COUNTER, "", ("type",)),
+    Instrument("process.memory.usage", UPDOWNCOUNTER, "By", ()),
+    Instrument("process.memory.virtual", UPDOWNCOUNTER, "By", ()),
+    Instrument("process.open_file_descriptor.count", UPDOWNCOUNTER, "", ()),
+    Instrument("process.thread.count", UPDOWNCOUNTER, "", ()),
+    Instrument("cpython.gc.collections", COUNTER, "{collection}", ("cpython.gc.generation", "generation")),
+)
 # The plan's OpenDeckMetrics class, as written there.
 CUSTOM_METRICS = (
     _custom("users.registrations.total", COUNTER),
@@ -90,7 +102,7 @@ CUSTOM_METRICS = (
     _custom("db.query.duration", HISTOGRAM, "ms"),
     _custom("db.connection_pool.size", UPDOWNCOUNTER),
 )
-APP_INSTRUMENTS = HTTP_OLD + HTTP_STABLE + LIBRARY_METRICS + CUSTOM_METRICS
+APP_INSTRUMENTS = HTTP_OLD + HTTP_STABLE + LIBRARY_METRICS + PROCESS_METRICS + CUSTOM_METRICS
 
 # Resource attributes that become labels (resource_to_telemetry_conversion), besides job/instance.
 RESOURCE_LABELS = ("service_name", "service_namespace", "service_version", "deployment_environment_name")
