@@ -513,6 +513,8 @@ def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
         "prometheus": WORKSPACE_URL,
         "tempo": "http://tempo.observability-prod.internal:3200",
         "loki": "http://loki.observability-prod.internal:3100",
+        # CloudWatch has no URL: the SDK finds the regional endpoint.
+        "cloudwatch": "",
     }
     namespace = prod.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace", "namespace")
     assert namespace.inputs["name"] == "observability-prod.internal"

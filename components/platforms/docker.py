@@ -104,7 +104,10 @@ class DockerPlatform(pulumi.ComponentResource):
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=volume.name, container_path=v.path)
                 for volume, v in zip(volumes, spec.volumes)
-            ],
+            ]
+            + [docker.ContainerVolumeArgs(host_path=m.host_path, container_path=m.path, read_only=True) for m in spec.host_mounts],
+            # A process that reads the host gains no privileges beyond those it starts with.
+            security_opts=["no-new-privileges:true"] if spec.host_mounts else None,
             uploads=uploads or None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", *health.command],

@@ -75,6 +75,15 @@ class DataVolume:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A path of the host the service reads (always read-only). Only a platform that runs
+    containers on a host it owns (docker) can give one; a service that needs one runs only there."""
+
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
 class ObjectStore:
     """An S3 bucket a platform created for one service, which only that service may use."""
 
@@ -127,6 +136,7 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[SecretValue, ...] = ()
     volumes: tuple[DataVolume, ...] = ()
+    host_mounts: tuple[HostMount, ...] = ()
     health: Optional[HealthCheck] = None
     # TCP ports the program connects to outside the stack besides HTTPS (SMTP, an external
     # database); a platform that filters egress opens these and 443, nothing else.
