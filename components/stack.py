@@ -57,6 +57,7 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
     stores = (metrics.service, traces.service, logs.service)
     ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
     ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
+    cloud_metrics_region = platform.cloud_metrics(readers=(grafana.NAME,))
     content = GrafanaContent(
         provider=grafana_provider(url=ui.url, auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password)),
         datasources=datasource_definitions(
@@ -64,7 +65,7 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
             tempo_url=traces.service.internal_url(tempo.HTTP),
             loki_url=logs.service.internal_url(loki.HTTP),
             prometheus_sigv4_region=settings.aws.region if managed is not None and settings.aws else None,
-            cloudwatch_region=settings.aws.region if settings.aws else None,
+            cloudwatch_region=cloud_metrics_region,
         ),
         folders=load_folders(),
         dashboard_constants=dashboard_constants(settings),

@@ -79,3 +79,15 @@ def test_prod_runs_no_cadvisor(prod):
     assert not [r for r in prod.resources if cadvisor.NAME in r.name]
     assert not [r.name for r in prod.resources if f"{cadvisor.NAME}:{cadvisor.HTTP.container_port}" in json.dumps(r.inputs, default=str)]
     assert any(f"{prometheus.COLLECTOR_JOB}" in json.dumps(r.inputs, default=str) for r in prod.resources)
+
+
+def test_grafana_role_may_only_read_cloudwatch_metrics(prod):
+    from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
+
+    (grant,) = [r for r in prod.resources if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name == "grafana-cloudwatch-read"]
+    assert json.loads(grant.inputs["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], "Resource": "*"}
+    ]
+    assert CLOUDWATCH_READ_ACTIONS == ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
+    # Only Grafana reads CloudWatch.
+    assert not [r.name for r in prod.resources if r.name.endswith("-cloudwatch-read") and r.name != "grafana-cloudwatch-read"]

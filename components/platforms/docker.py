@@ -40,6 +40,10 @@ class DockerPlatform(pulumi.ComponentResource):
         """Metrics stay in the Prometheus container."""
         return None
 
+    def cloud_metrics(self, readers: tuple[str, ...]) -> None:
+        """No cloud metrics on Docker: cAdvisor measures the containers."""
+        return None
+
     def _hand_over(self, spec: ServiceSpec, volumes: list[docker.Volume], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         """One-shot root containers that give each owned volume to the user the service runs as."""
         setups: list[pulumi.Resource] = []

@@ -182,6 +182,11 @@ class Platform(Protocol):
         where metrics stay in the self-hosted Prometheus."""
         ...
 
+    def cloud_metrics(self, readers: tuple[str, ...]) -> Optional[str]:
+        """Lets the readers read the platform's own metrics store (CloudWatch on aws); its region,
+        or None where the platform has none."""
+        ...
+
     def run(
         self,
         spec: ServiceSpec,
