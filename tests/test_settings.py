@@ -138,10 +138,12 @@ def test_prometheus_retention_size_is_a_share_of_its_disk(overrides, disk_gib, r
     assert (storage.disk_gib, storage.retention_size) == (disk_gib, retention)
 
 
-def test_aws_prometheus_has_the_fargate_task_storage():
+def test_aws_prometheus_storage_is_a_fargate_task_storage_size():
     assert settings_for("prod").prometheus_storage.disk_gib == 20
-    with pytest.raises(SettingsError, match="prometheusStorageGib: is 50; on aws Prometheus's task has Fargate's 20 GiB"):
-        settings_for("prod", prometheusStorageGib="50")
+    assert settings_for("prod", prometheusStorageGib="100").prometheus_storage.retention_size == "81920MB"
+    for size in ("10", "201"):
+        with pytest.raises(SettingsError, match=r"prometheusStorageGib: .* out of range; allowed: 20 to 200"):
+            settings_for("prod", prometheusStorageGib=size)
 
 
 def test_cadvisor_runs_only_on_docker():

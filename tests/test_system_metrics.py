@@ -91,3 +91,13 @@ def test_grafana_role_may_only_read_cloudwatch_metrics(prod):
     assert CLOUDWATCH_READ_ACTIONS == ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
     # Only Grafana reads CloudWatch.
     assert not [r.name for r in prod.resources if r.name.endswith("-cloudwatch-read") and r.name != "grafana-cloudwatch-read"]
+
+
+def test_prometheus_task_gets_the_storage_its_size_retention_is_a_share_of(prod):
+    task = next(r for r in prod.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition" and r.name == "prometheus-task")
+    assert "ephemeralStorage" not in task.inputs  # 20 GiB: Fargate's default
+    bigger = run_program("prod", {"prometheusStorageGib": "100", "metricsBackend": "prometheus"})
+    assert bigger.error is None, bigger.error
+    tasks = {r.name: r for r in bigger.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition"}
+    assert tasks["prometheus-task"].inputs["ephemeralStorage"] == {"sizeInGib": 100}
+    assert all("ephemeralStorage" not in t.inputs for name, t in tasks.items() if name != "prometheus-task")

@@ -137,6 +137,9 @@ class ServiceSpec:
     secrets: tuple[SecretValue, ...] = ()
     volumes: tuple[DataVolume, ...] = ()
     host_mounts: tuple[HostMount, ...] = ()
+    # Local disk the service's data needs, in GiB, where a platform sizes it (Fargate task
+    # storage); None: the platform's default. Docker volumes take what the host has.
+    disk_gib: Optional[int] = None
     health: Optional[HealthCheck] = None
     # TCP ports the program connects to outside the stack besides HTTPS (SMTP, an external
     # database); a platform that filters egress opens these and 443, nothing else.

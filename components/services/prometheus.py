@@ -109,6 +109,7 @@ class Prometheus(pulumi.ComponentResource):
             ports=(http,),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             volumes=(DataVolume("data", DATA_DIR),),
+            disk_gib=settings.prometheus_storage.disk_gib,
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),
         )
         self.service = platform.run(spec, parent=self)

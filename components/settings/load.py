@@ -14,6 +14,7 @@ from components.settings.model import (
     ANONYMOUS_ROLES,
     CPU_ARCHITECTURES,
     FARGATE_EPHEMERAL_STORAGE_GIB,
+    FARGATE_MAX_EPHEMERAL_STORAGE_GIB,
     FARGATE_MEMORY,
     LOG_RETENTION_DAYS,
     METRICS_BACKENDS,
@@ -188,13 +189,8 @@ _RETENTION_SIZE = re.compile(r"^(?:(?P<percent>[1-9][0-9]?)%|(?P<count>[1-9][0-9
 
 def _read_prometheus_storage(reader: ConfigReader, target: str) -> PrometheusStorage:
     if target == "aws":
-        disk = reader.integer("prometheusStorageGib", minimum=1, maximum=200)
-        if disk != FARGATE_EPHEMERAL_STORAGE_GIB:
-            reader.problem(
-                "prometheusStorageGib",
-                f"is {disk}; on aws Prometheus's task has Fargate's {FARGATE_EPHEMERAL_STORAGE_GIB} GiB of ephemeral storage, "
-                f"so it must be {FARGATE_EPHEMERAL_STORAGE_GIB}",
-            )
+        # The Prometheus task is given this much ephemeral storage.
+        disk = reader.integer("prometheusStorageGib", minimum=FARGATE_EPHEMERAL_STORAGE_GIB, maximum=FARGATE_MAX_EPHEMERAL_STORAGE_GIB)
     else:
         disk = reader.integer("prometheusStorageGib", minimum=1, maximum=64 * 1024)
     value = reader.raw("prometheusRetentionSize") or ""

@@ -30,9 +30,10 @@ FARGATE_MEMORY = {
     8192: tuple(range(16384, 61440 + 1, 4096)),
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
-# Fargate gives every task 20 GiB of ephemeral storage unless its task definition asks for more
-# (AWS: "Fargate task ephemeral storage", Amazon ECS Developer Guide).
+# Fargate gives every task 20 GiB of ephemeral storage; a task definition may ask for 21 to 200
+# (Amazon ECS Developer Guide, "Fargate task ephemeral storage"; ephemeralStorage.sizeInGiB).
 FARGATE_EPHEMERAL_STORAGE_GIB = 20
+FARGATE_MAX_EPHEMERAL_STORAGE_GIB = 200
 # Prometheus's storage docs: size retention at most 80-85% of the disk, the rest is headroom for
 # compactions (source and compacted blocks coexist on disk for a while).
 PROMETHEUS_MAX_RETENTION_SHARE = 85
