@@ -17,12 +17,12 @@ from typing import Any, Optional
 
 from components.grafana.alerts import RuleGroup, load_rule_groups, read_runbook, rule_stages
 from components.grafana.content import DATASOURCE_UIDS, datasource_definitions
-from components.grafana.dashboards import load_folders
+from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import MetricsStore, ObjectStore
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES, ProblemsError, Settings, load_settings
-from components.stack import scrape_targets
+from components.stack import dashboard_constants, scrape_targets
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
 from components.yamltext import to_yaml
 
@@ -115,7 +115,9 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     traces_store, logs_store, metrics_store = stores(settings)
     files = {
         "collector/config.yaml": to_yaml(collector.render_collector_config(settings, hosts, metrics_store)),
-        "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts), metrics_store)),
+        "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(
+            settings, scrape_targets(hosts, container_metrics=settings.container_metrics.enabled), metrics_store
+        )),
         "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, hosts, traces_store, metrics_store)),
         "loki/loki.yaml": to_yaml(loki.render_loki_config(settings, logs_store)),
     }
@@ -124,12 +126,14 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
         prometheus_sigv4_region=metrics_store.region if metrics_store else None,
         tempo_url=url(tempo.NAME, tempo.HTTP.container_port),
         loki_url=url(loki.NAME, loki.HTTP.container_port),
+        cloudwatch_region=settings.aws.region if settings.aws else None,
     )
     files["grafana/datasources.json"] = _json([vars(d) for d in datasources])
+    uids, constants = {d.uid for d in datasources}, dashboard_constants(settings)
     for folder in load_folders():
         files[f"grafana/dashboards/{folder.uid}/folder.json"] = _json({"uid": folder.uid, "title": folder.title})
         for dashboard in folder.dashboards:
-            files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"] = _json(dashboard.model)
+            files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"] = _json(for_stack(dashboard.model, uids, constants))
     runbook = read_runbook()
     links = runbook_links(runbook, grafana_root_url(settings), settings.runbook_base_url)
     for group in groups:

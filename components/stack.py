@@ -8,11 +8,12 @@ import pulumi
 
 from components.grafana.alerting import Alerting
 from components.grafana.alerts import RuleGroup, read_runbook
-from components.grafana.content import GrafanaContent, datasource_definitions, grafana_provider
+from components.grafana.content import ECS_CLUSTER_VARIABLE, GrafanaContent, datasource_definitions, grafana_provider
 from components.grafana.dashboards import load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import Platform
-from components.services import collector, grafana, loki, prometheus, tempo
+from components.services import cadvisor, collector, grafana, loki, prometheus, tempo
+from components.services.cadvisor import ContainerMetrics
 from components.services.collector import Collector
 from components.services.grafana import Grafana
 from components.services.loki import Loki
@@ -21,15 +22,22 @@ from components.services.tempo import Tempo
 from components.settings import SERVICES, Settings
 
 
-def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
-    """Prometheus job -> every component's own metrics endpoint."""
-    return {
+def scrape_targets(hosts: dict[str, str], container_metrics: bool = False) -> dict[str, str]:
+    """Prometheus job -> every component's own metrics endpoint (and cAdvisor's, where it runs)."""
+    cadvisor_job = {cadvisor.JOB: f"{hosts.get(cadvisor.NAME, cadvisor.NAME)}:{cadvisor.HTTP.container_port}"} if container_metrics else {}
+    return cadvisor_job | {
         prometheus.COLLECTOR_JOB: f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
         "prometheus": f"localhost:{prometheus.HTTP.container_port}",
         "tempo": f"{hosts[tempo.NAME]}:{tempo.HTTP.container_port}",
         "loki": f"{hosts[loki.NAME]}:{loki.HTTP.container_port}",
         "grafana": f"{hosts[grafana.NAME]}:{grafana.HTTP.container_port}",
     }
+
+
+def dashboard_constants(settings: Settings) -> dict[str, str]:
+    """Values the dashboards' constant variables take on this stack."""
+    # The ECS cluster is named after the stack (components/platforms/aws), lowercased.
+    return {ECS_CLUSTER_VARIABLE: settings.resource_prefix.lower()} if settings.aws else {}
 
 
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
@@ -41,12 +49,16 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         readers=(grafana.NAME,),
         retention_hours=settings.prometheus_retention.hours,
     )
-    metrics = Prometheus(settings, platform, scrape_targets(hosts), metrics_store=managed)
+    if settings.container_metrics.enabled:
+        hosts[cadvisor.NAME] = ContainerMetrics(settings, platform).service.internal_host
+    targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
+    metrics = Prometheus(settings, platform, targets, metrics_store=managed)
     traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,), metrics_store=managed)
     logs = Loki(settings, platform)
     stores = (metrics.service, traces.service, logs.service)
     ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
     ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
+    cloud_metrics_region = platform.cloud_metrics(readers=(grafana.NAME,))
     content = GrafanaContent(
         provider=grafana_provider(url=ui.url, auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password)),
         datasources=datasource_definitions(
@@ -54,8 +66,10 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
             tempo_url=traces.service.internal_url(tempo.HTTP),
             loki_url=logs.service.internal_url(loki.HTTP),
             prometheus_sigv4_region=settings.aws.region if managed is not None and settings.aws else None,
+            cloudwatch_region=cloud_metrics_region,
         ),
         folders=load_folders(),
+        dashboard_constants=dashboard_constants(settings),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
     runbook = read_runbook()

@@ -2,15 +2,16 @@
 
 How the list is derived:
 1. APP_INSTRUMENTS names every OTel instrument the OpenDeck services emit: the FastAPI (ASGI),
-   HTTPX, SQLAlchemy and Celery instrumentations, in both HTTP conventions, and the plan's custom
-   metrics. tests/test_telemetry_sources.py runs the real instrumentation packages against an
+   HTTPX, SQLAlchemy, Celery and system-metrics (process) instrumentations, in both HTTP
+   conventions, and the plan's custom metrics. tests/test_telemetry_sources.py runs the real instrumentation packages against an
    in-memory reader and fails if this list and what they emit disagree.
 2. prometheus_names() applies the OTLP-to-Prometheus naming that the collector's
    prometheus_remote_write exporter uses (dots to underscores, a unit suffix, `_total` for
    monotonic counters, `_ratio` for unit-1 gauges, `_bucket/_sum/_count` for histograms).
 3. Series nobody instruments but a component generates are listed as they are documented
    upstream: Tempo's metrics generator (span metrics, service graphs), the collector's own
-   telemetry, the self-metrics of Prometheus, Loki and Tempo that the alert rules read, and
+   telemetry, the self-metrics of Prometheus, Loki and Tempo that the alert rules read, the Go
+   process metrics of the components, cAdvisor's container metrics (docker only), and
    Prometheus's `up` for every scrape job.
 """
 
@@ -66,6 +67,18 @@ LIBRARY_METRICS = (
     Instrument("db.client.connections.usage", UPDOWNCOUNTER, "connections", ("pool.name", "state")),
     Instrument("flower.task.runtime.seconds", HISTOGRAM, "seconds", ("task", "worker")),
 )
+# The system-metrics instrumentation with the sample app's PROCESS_METRICS choice: the process's
+# own CPU, memory, threads, file descriptors, context switches and garbage collections.
+PROCESS_METRICS = (
+    Instrument("process.cpu.time", COUNTER, "s", ("type",)),
+    Instrument("process.cpu.utilization", GAUGE, "1", ()),
+    Instrument("process.context_switches", COUNTER, "", ("type",)),
+    Instrument("process.memory.usage", UPDOWNCOUNTER, "By", ()),
+    Instrument("process.memory.virtual", UPDOWNCOUNTER, "By", ()),
+    Instrument("process.open_file_descriptor.count", UPDOWNCOUNTER, "", ()),
+    Instrument("process.thread.count", UPDOWNCOUNTER, "", ()),
+    Instrument("cpython.gc.collections", COUNTER, "{collection}", ("cpython.gc.generation", "generation")),
+)
 # The plan's OpenDeckMetrics class, as written there.
 CUSTOM_METRICS = (
     _custom("users.registrations.total", COUNTER),
@@ -90,7 +103,7 @@ CUSTOM_METRICS = (
     _custom("db.query.duration", HISTOGRAM, "ms"),
     _custom("db.connection_pool.size", UPDOWNCOUNTER),
 )
-APP_INSTRUMENTS = HTTP_OLD + HTTP_STABLE + LIBRARY_METRICS + CUSTOM_METRICS
+APP_INSTRUMENTS = HTTP_OLD + HTTP_STABLE + LIBRARY_METRICS + PROCESS_METRICS + CUSTOM_METRICS
 
 # Resource attributes that become labels (resource_to_telemetry_conversion), besides job/instance.
 RESOURCE_LABELS = ("service_name", "service_namespace", "service_version", "deployment_environment_name")
@@ -209,10 +222,41 @@ STORE_SELF_METRICS = {
     *_histogram("loki_request_duration_seconds"),
     # grafana/tempo modules/overrides (metricDiscardedSpans), labels reason and tenant.
     "tempo_discarded_spans_total",
+    # prometheus/prometheus tsdb/db.go (newDBMetrics), tsdb/head.go and tsdb/wlog/wlog.go (prefix
+    # prometheus_tsdb_wal_): what the TSDB holds on disk, and its size retention.
+    "prometheus_tsdb_storage_blocks_bytes",
+    "prometheus_tsdb_retention_limit_bytes",
+    "prometheus_tsdb_head_chunks_storage_size_bytes",
+    "prometheus_tsdb_wal_storage_size_bytes",
+    # grafana/loki pkg/ingester/metrics.go: WAL bytes written and writes lost to a full disk.
+    "loki_ingester_wal_logged_bytes_total",
+    "loki_ingester_wal_disk_full_failures_total",
 }
 STORE_SELF_LABELS = {"handler", "code", "type", "reason", "tenant", "method", "route", "status_code"}
 
-SCRAPE_JOBS = ("otel-collector", "prometheus", "tempo", "loki", "grafana")
+# The process collector of prometheus/client_golang (process_collector.go), on the /metrics of
+# every Go component but the collector (which has its otelcol_process_* instead): Prometheus,
+# Tempo, Loki and Grafana. Labels job and instance.
+GO_PROCESS_METRICS = {"process_cpu_seconds_total", "process_resident_memory_bytes"}
+
+# cAdvisor on the docker target (google/cadvisor docs/storage/prometheus.md, the metric table),
+# labels from metrics/prometheus.go (id: the cgroup, "/" for the host; name: the container; image)
+# and per device (filesystems) or interface (network).
+CADVISOR_METRICS = {
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "container_spec_memory_limit_bytes",
+    "container_network_receive_bytes_total",
+    "container_network_transmit_bytes_total",
+    "container_fs_reads_bytes_total",
+    "container_fs_writes_bytes_total",
+    "container_fs_usage_bytes",
+    "container_fs_limit_bytes",
+    "machine_cpu_cores",
+}
+CADVISOR_LABELS = {"id", "name", "image", "device", "interface"}
+
+SCRAPE_JOBS = ("otel-collector", "prometheus", "tempo", "loki", "grafana", "cadvisor")
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
@@ -220,7 +264,7 @@ def produced_metric_names() -> set[str]:
     names: set[str] = set()
     for instrument in APP_INSTRUMENTS:
         names |= prometheus_names(instrument)
-    return names | TEMPO_GENERATED | COLLECTOR_INTERNAL | STORE_SELF_METRICS | SCRAPE_SERIES
+    return names | TEMPO_GENERATED | COLLECTOR_INTERNAL | STORE_SELF_METRICS | GO_PROCESS_METRICS | CADVISOR_METRICS | SCRAPE_SERIES
 
 
 def produced_label_names() -> set[str]:
@@ -228,5 +272,5 @@ def produced_label_names() -> set[str]:
     for instrument in APP_INSTRUMENTS:
         labels |= prometheus_labels(instrument)
     return (
-        labels | TEMPO_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | STORE_SELF_LABELS | {"job", "instance", "__name__"}
+        labels | TEMPO_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | STORE_SELF_LABELS | CADVISOR_LABELS | {"job", "instance", "__name__"}
     )

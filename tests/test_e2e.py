@@ -15,7 +15,8 @@ import pytest
 from components.grafana.alerts import all_rules, load_rule_groups
 from components.grafana.content import DATASOURCE_UIDS, PROMETHEUS_UID
 from components.grafana.dashboards import load_folders, metric_names, promql_queries
-from components.telemetry import TEMPO_GENERATED
+from components.services.collector import QUEUE_BYTES
+from components.telemetry import CADVISOR_METRICS, TEMPO_GENERATED
 from tests.conftest import report
 from tests.processes import SAMPLE_APP, Collector, Prometheus, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore
@@ -137,8 +138,13 @@ def test_logs_arrive_with_the_trace_id_of_their_request(run):
     assert len(created) == ROUNDS
     assert {r.trace_id for r in created} <= traces
     errors = [r for r in run.loki.received() if str(r.body).startswith("request failed")]
-    error_traces = {s.trace_id for s in server_spans(run, "/api/error")}
-    assert errors and {r.trace_id for r in errors} <= error_traces
+    # An error's log record can reach Loki before its span reaches Tempo (two exporters, two
+    # batches): wait for the spans, not for a guessed time.
+    def error_traces() -> set[str]:
+        return {s.trace_id for s in server_spans(run, "/api/error")}
+
+    poll(lambda: error_traces() >= {r.trace_id for r in errors}, 30)
+    assert errors and {r.trace_id for r in errors} <= error_traces()
     assert all(r.severity == "ERROR" for r in errors)
 
 
@@ -159,8 +165,11 @@ def for_prometheus(expr: str) -> str:
 
 
 def test_every_dashboard_query_on_app_or_collector_metrics_returns_data(run):
-    checked, not_here = [], []
+    checked, not_here, elsewhere = [], [], []
     for dashboard, title, expr in dashboard_queries():
+        if metric_names(expr) & NOT_RUNNING_HERE:
+            elsewhere.append(f"{dashboard} / {title}")
+            continue
         if metric_names(expr) & TEMPO_GENERATED:
             not_here.append(f"{dashboard} / {title}")
             continue
@@ -179,6 +188,35 @@ def test_every_dashboard_query_on_app_or_collector_metrics_returns_data(run):
         + "; ".join(sorted(set(not_here)))
     )
     assert not_here, "expected the span-metrics panels to be listed as unchecked"
+    report("e2e: not checkable here (cAdvisor needs a Docker host, Loki does not run here): " + "; ".join(sorted(set(elsewhere))))
+
+
+# Series of what does not run here: cAdvisor (it needs a Docker host) and Loki's WAL. Their names
+# come from upstream's docs and source (components/telemetry.py); tests/test_dashboards.py checks them.
+NOT_RUNNING_HERE = CADVISOR_METRICS | {"loki_ingester_wal_logged_bytes_total", "loki_ingester_wal_disk_full_failures_total"}
+
+
+def test_process_storage_and_queue_metrics_arrive_for_real(run):
+    """The app's process metrics per instance, Prometheus's TSDB sizes with the size retention we
+    render, and the collector's queues sized in bytes: read back from the real processes."""
+
+    def value(expr: str) -> list[tuple[dict, float]]:
+        return [(r["metric"], float(r["value"][1])) for r in run.prometheus.query(expr)]
+
+    rss = poll(lambda: value(f'process_memory_usage_bytes{{service_name="{SERVICE}"}}'), 30)
+    assert rss and all(labels.get("instance") and v > 10 * 2**20 for labels, v in rss), rss
+    assert poll(lambda: value(f'rate(process_cpu_time_seconds_total{{service_name="{SERVICE}"}}[1m]) > 0'), 30)
+    assert value(f'cpython_gc_collections_total{{service_name="{SERVICE}"}}')
+    (limit,) = value("prometheus_tsdb_retention_limit_bytes")
+    assert limit[1] == settings_for("dev").prometheus_storage.retention_mib * 2**20
+    (wal,) = value("prometheus_tsdb_wal_storage_size_bytes")
+    assert wal[1] > 0
+    capacity = {labels["exporter"]: v for labels, v in value("otelcol_exporter_queue_capacity")}
+    assert capacity["otlp_grpc/tempo"] == capacity["otlp_http/loki"] == QUEUE_BYTES
+    report(
+        f"e2e ({run.conventions}): app RSS {rss[0][1] / 2**20:.0f} MiB (instance {rss[0][0]['instance'][:8]}…); Prometheus size retention "
+        f"{limit[1] / 2**30:.0f} GiB, WAL {wal[1] / 2**20:.1f} MiB; collector queue bound {QUEUE_BYTES / 2**30:.0f} GiB per exporter (bytes)"
+    )
 
 
 def alert_rules_on_prometheus() -> list:

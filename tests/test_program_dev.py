@@ -10,8 +10,9 @@ import textwrap
 import pytest
 import yaml
 
-from components.grafana.dashboards import load_folders
-from components.services import collector, loki, prometheus, tempo
+from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
+from components.grafana.dashboards import for_stack, load_folders, targets
+from components.services import cadvisor, collector, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.stack import scrape_targets
 from components.yamltext import to_yaml
@@ -50,14 +51,34 @@ def uploads(container) -> dict[str, str]:
 
 
 def test_one_container_per_service(dev):
-    assert set(containers(dev)) == set(SERVICES)
+    assert set(containers(dev)) == {*SERVICES, cadvisor.NAME}
+
+
+def test_cadvisor_reads_the_host_read_only_and_publishes_nothing(dev):
+    container = containers(dev)[cadvisor.NAME]
+    assert container.inputs["volumes"] == [
+        {"hostPath": m.host_path, "containerPath": m.path, "readOnly": True} for m in cadvisor.HOST_MOUNTS
+    ]
+    assert {m.host_path for m in cadvisor.HOST_MOUNTS} == {"/", "/var/run/docker.sock", "/sys", "/var/lib/docker", "/dev/disk"}
+    assert not container.inputs.get("privileged") and not container.inputs.get("devices")
+    assert container.inputs["securityOpts"] == ["no-new-privileges:true"]
+    assert not container.inputs.get("ports")
+    assert container.inputs["command"] == ["--docker_only=true", "--housekeeping_interval=15s"]
+
+
+def test_cadvisor_can_be_turned_off():
+    run = run_program("dev", {"containerMetrics": "false"})
+    assert run.error is None, run.error
+    assert cadvisor.NAME not in containers(run)
+    (config,) = uploads(containers(run)["prometheus"]).values()
+    assert cadvisor.JOB not in {job["job_name"] for job in yaml.safe_load(config)["scrape_configs"]}
 
 
 def test_images_are_the_pinned_versions(dev):
     declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
     images = {i.name: i.inputs["name"] for i in dev.of_type(IMAGE)}
     assert images == {
-        **{f"{s}-image": declared[f"{s}Image"]["default"] for s in SERVICES},
+        **{f"{s}-image": declared[f"{s}Image"]["default"] for s in (*SERVICES, cadvisor.NAME)},
         "collector-queue-setup-image": declared["utilityImage"]["default"],
         "grafana-data-setup-image": declared["utilityImage"]["default"],
     }
@@ -109,7 +130,9 @@ def test_uploaded_configs_are_exactly_what_the_renderers_produce(dev, settings):
     hosts = {name: name for name in SERVICES}
     expected = {
         "collector": {collector.CONFIG_PATH: to_yaml(collector.render_collector_config(settings, hosts))},
-        "prometheus": {prometheus.CONFIG_PATH: to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts)))},
+        "prometheus": {
+            prometheus.CONFIG_PATH: to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts, container_metrics=True)))
+        },
         "tempo": {tempo.CONFIG_PATH: to_yaml(tempo.render_tempo_config(settings, hosts))},
         "loki": {loki.CONFIG_PATH: to_yaml(loki.render_loki_config(settings))},
     }
@@ -168,7 +191,8 @@ def test_health_checks_gate_dependants_where_the_image_can_run_one(dev):
 def test_containers_restart_and_have_memory_limits(dev, settings):
     for name, container in containers(dev).items():
         assert container.inputs["restart"] == "unless-stopped"
-        assert container.inputs["memory"] == settings.memory_mb(name)
+        expected = settings.container_metrics.memory_mb if name == cadvisor.NAME else settings.memory_mb(name)
+        assert container.inputs["memory"] == expected
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
 
 
@@ -179,6 +203,7 @@ def test_each_service_is_a_component_that_owns_its_resources(dev):
         "tempo": "observability:components:Tempo",
         "loki": "observability:components:Loki",
         "grafana": "observability:components:Grafana",
+        "cadvisor": "observability:components:ContainerMetrics",
     }
     for container in dev.of_type(CONTAINER):
         assert container.parent_types[-1] == tokens[container.name.split("-")[0]]
@@ -257,8 +282,15 @@ def test_folders_and_dashboards_come_from_the_configs_directory(dev):
         for dashboard in folder.dashboards:
             registered = dashboards.pop(dashboard.uid)
             assert registered.inputs["folder"] == folder.uid
-            assert json.loads(registered.inputs["configJson"]) == dashboard.model
+            assert json.loads(registered.inputs["configJson"]) == for_stack(dashboard.model, set(DATASOURCE_UIDS), {})
     assert dashboards == {}
+
+
+def test_dev_stack_health_shows_containers_and_no_cloudwatch(dev):
+    (health,) = [json.loads(d.inputs["configJson"]) for d in dev.of_type(DASHBOARD) if "stack-health" in d.name]
+    sources = {(t.get("datasource") or p["datasource"])["uid"] for p, t in targets(health)}
+    assert CLOUDWATCH_UID not in sources and CLOUDWATCH_UID not in _datasources(dev)
+    assert any("container_memory_working_set_bytes" in t["expr"] for _, t in targets(health) if "expr" in t)
 
 
 def test_grafana_runs_with_a_viewer_anonymous_role_in_dev(dev):

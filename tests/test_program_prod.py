@@ -14,6 +14,7 @@ import botocore.session
 import pytest
 import yaml
 
+from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import MetricsStore, ObjectStore
 from components.services import collector, loki, prometheus, tempo
@@ -350,6 +351,11 @@ def test_iam_policies_name_specific_resources(prod):
     for policy in policies:
         for statement in statements(policy.inputs["policy"]):
             assert statement["Effect"] == "Allow", policy.name
+            if set(as_list(statement["Action"])) <= set(CLOUDWATCH_READ_ACTIONS):
+                # CloudWatch's GetMetricData and ListMetrics have no resource types (AWS Service
+                # Authorization Reference, Amazon CloudWatch): "*" is the only resource they take.
+                assert statement["Resource"] == "*" and policy.name == "grafana-cloudwatch-read", policy.name
+                continue
             for resource in as_list(statement["Resource"]):
                 # A wildcard only as the tail of a named resource (objects of one bucket, streams of one group).
                 assert resource.startswith("arn:aws:") and "*" not in resource.rsplit("/", 1)[0].rsplit(":log-stream", 1)[0], (policy.name, resource)
@@ -513,6 +519,8 @@ def test_grafana_is_private_and_its_content_uses_the_public_url(prod):
         "prometheus": WORKSPACE_URL,
         "tempo": "http://tempo.observability-prod.internal:3200",
         "loki": "http://loki.observability-prod.internal:3100",
+        # CloudWatch has no URL: the SDK finds the regional endpoint.
+        "cloudwatch": "",
     }
     namespace = prod.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace", "namespace")
     assert namespace.inputs["name"] == "observability-prod.internal"

@@ -41,3 +41,11 @@ def test_check_config_catches_an_unknown_key(promtool_bin, tmp_path):
     result = check(promtool_bin, config, tmp_path)
     assert result.returncode != 0
     assert "tiem" in result.stdout + result.stderr
+
+
+def test_retention_is_by_time_and_by_size(promtool_bin, tmp_path):
+    config = render_prometheus_config(settings_for("dev", prometheusRetentionSize="75%"), scrape_targets(HOSTS))
+    assert config["storage"]["tsdb"]["retention"] == {"time": "168h", "size": "15360MB"}
+    assert check(promtool_bin, config, tmp_path).returncode == 0
+    config["storage"]["tsdb"]["retention"]["size"] = "-1MB"
+    assert check(promtool_bin, config, tmp_path).returncode != 0

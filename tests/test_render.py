@@ -14,10 +14,10 @@ from ruamel.yaml import YAML
 
 from components import render
 from components.grafana.alerts import load_rule_groups
-from components.grafana.content import DATASOURCE_UIDS
-from components.grafana.dashboards import load_folders
+from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
+from components.grafana.dashboards import for_stack, load_folders
 from components.services import collector, loki, prometheus, tempo
-from components.stack import scrape_targets
+from components.stack import dashboard_constants, scrape_targets
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml
 from tests.harness import project_path, run_program, unwrap
@@ -31,7 +31,8 @@ def test_configs_equal_the_renderers_output(stack):
     traces, logs, metrics = render.stores(settings)
     files = render.render_stack(stack)
     assert files["collector/config.yaml"] == to_yaml(collector.render_collector_config(settings, hosts, metrics))
-    assert files["prometheus/prometheus.yml"] == to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts), metrics))
+    targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
+    assert files["prometheus/prometheus.yml"] == to_yaml(prometheus.render_prometheus_config(settings, targets, metrics))
     assert files["tempo/tempo.yaml"] == to_yaml(tempo.render_tempo_config(settings, hosts, traces, metrics))
     assert files["loki/loki.yaml"] == to_yaml(loki.render_loki_config(settings, logs))
 
@@ -47,10 +48,13 @@ def test_prod_renders_its_object_storage_and_managed_metrics():
 @pytest.mark.parametrize("stack", stack_names())
 def test_every_datasource_dashboard_and_rule_group_is_written(stack):
     files = render.render_stack(stack)
-    assert {s["uid"] for s in json.loads(files["grafana/datasources.json"])} == set(DATASOURCE_UIDS)
+    settings = settings_for(stack)
+    uids = set(DATASOURCE_UIDS) | ({CLOUDWATCH_UID} if settings.aws else set())
+    assert {s["uid"] for s in json.loads(files["grafana/datasources.json"])} == uids
     for folder in load_folders():
         for dashboard in folder.dashboards:
-            assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == dashboard.model
+            shown = for_stack(dashboard.model, uids, dashboard_constants(settings))
+            assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == shown
     groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     for group in groups:
         document = json.loads(files[f"grafana/alert-rules/{group.slug}.json"])

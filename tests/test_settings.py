@@ -109,6 +109,13 @@ BAD_INPUTS = [
     ("smtpHost", "smtp.example.com", "allowed: host:port"),
     ("smtpFromAddress", "grafana@example.com", "is set but smtpHost is not"),
     ("smtpPassword", "hunter2", "stored in plain text"),
+    ("prometheusRetentionSize", "16 GiB", "not a size; allowed: a share of prometheusStorageGib"),
+    ("prometheusRetentionSize", "95%", "more than 85% of prometheusStorageGib (20 GiB)"),
+    ("prometheusRetentionSize", "18GB", "more than 85% of prometheusStorageGib"),
+    ("prometheusStorageGib", "0", "allowed: 1 to"),
+    ("containerMetrics", "on", "allowed: true, false"),
+    ("cadvisorImage", "ghcr.io/google/cadvisor:latest", "latest"),
+    ("cadvisorMemoryMb", "16", "allowed: 64 to 4096"),
 ]
 
 
@@ -120,6 +127,30 @@ def test_bad_input_stops_the_program_before_any_resource(key, value, allowed):
     assert f"{key}:" in message
     assert allowed in message
     assert run.resources == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "disk_gib", "retention"),
+    [({}, 20, "16384MB"), ({"prometheusRetentionSize": "50%", "prometheusStorageGib": "100"}, 100, "51200MB"),
+     ({"prometheusRetentionSize": "12GB"}, 20, "12288MB"), ({"prometheusRetentionSize": "900MB"}, 20, "900MB")],
+)
+def test_prometheus_retention_size_is_a_share_of_its_disk(overrides, disk_gib, retention):
+    storage = settings_for("dev", **overrides).prometheus_storage
+    assert (storage.disk_gib, storage.retention_size) == (disk_gib, retention)
+
+
+def test_aws_prometheus_storage_is_a_fargate_task_storage_size():
+    assert settings_for("prod").prometheus_storage.disk_gib == 20
+    assert settings_for("prod", prometheusStorageGib="100").prometheus_storage.retention_size == "81920MB"
+    for size in ("10", "201"):
+        with pytest.raises(SettingsError, match=r"prometheusStorageGib: .* out of range; allowed: 20 to 200"):
+            settings_for("prod", prometheusStorageGib=size)
+
+
+def test_cadvisor_runs_only_on_docker():
+    assert settings_for("dev").container_metrics.enabled
+    assert not settings_for("dev", containerMetrics="false").container_metrics.enabled
+    assert not settings_for("prod").container_metrics.enabled
 
 
 def test_missing_key_is_named():

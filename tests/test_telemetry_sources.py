@@ -17,6 +17,7 @@ from components.telemetry import (
     HTTP_OLD,
     HTTP_STABLE,
     LIBRARY_METRICS,
+    PROCESS_METRICS,
     UPDOWNCOUNTER,
     Instrument,
     prometheus_base_name,
@@ -36,7 +37,7 @@ def emitted(convention: str) -> set[Instrument]:
 
 @pytest.mark.parametrize(("convention", "http_instruments"), [("", HTTP_OLD), ("http", HTTP_STABLE)], ids=["default", "stable"])
 def test_catalogue_matches_what_the_instrumentations_emit(convention, http_instruments):
-    assert emitted(convention) == set(http_instruments) | set(LIBRARY_METRICS)
+    assert emitted(convention) == set(http_instruments) | set(LIBRARY_METRICS) | set(PROCESS_METRICS)
 
 
 def test_both_conventions_are_emitted_with_dup():
@@ -58,6 +59,10 @@ def test_both_conventions_are_emitted_with_dup():
         (Instrument("opendeck.users.active", UPDOWNCOUNTER, "1", ()), "opendeck_users_active"),
         (Instrument("system.cpu.utilization", GAUGE, "1", ()), "system_cpu_utilization_ratio"),
         (Instrument("requests", COUNTER, "1", ()), "requests_total"),
+        (Instrument("process.cpu.time", COUNTER, "s", ()), "process_cpu_time_seconds_total"),
+        (Instrument("process.memory.usage", UPDOWNCOUNTER, "By", ()), "process_memory_usage_bytes"),
+        (Instrument("process.open_file_descriptor.count", UPDOWNCOUNTER, "", ()), "process_open_file_descriptor_count"),
+        (Instrument("cpython.gc.collections", COUNTER, "{collection}", ()), "cpython_gc_collections_total"),
         (Instrument("opendeck.db.query.duration", HISTOGRAM, "ms", ()), "opendeck_db_query_duration_milliseconds"),
     ],
     ids=lambda v: v.name if isinstance(v, Instrument) else v,

@@ -9,12 +9,16 @@ from typing import Any, Optional
 import pulumi
 import pulumiverse_grafana as grafana
 
-from components.grafana.dashboards import Folder
+from components.grafana.dashboards import Folder, for_stack
 
 PROMETHEUS_UID = "prometheus"
 TEMPO_UID = "tempo"
 LOKI_UID = "loki"
 DATASOURCE_UIDS = (PROMETHEUS_UID, TEMPO_UID, LOKI_UID)
+# Only on aws: ECS Container Insights and S3 storage metrics, read with Grafana's task role.
+CLOUDWATCH_UID = "cloudwatch"
+# Dashboard constants a stack fills in: the ECS cluster its CloudWatch panels read.
+ECS_CLUSTER_VARIABLE = "ecs_cluster"
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,22 @@ class DataSourceDefinition:
 
 
 def datasource_definitions(
-    prometheus_url: pulumi.Input[str], tempo_url: str, loki_url: str, prometheus_sigv4_region: Optional[str] = None
+    prometheus_url: pulumi.Input[str],
+    tempo_url: str,
+    loki_url: str,
+    prometheus_sigv4_region: Optional[str] = None,
+    cloudwatch_region: Optional[str] = None,
 ) -> list[DataSourceDefinition]:
     """URLs are the internal addresses Grafana's server reaches; uids are fixed so dashboards and
     correlations can name them. prometheus_sigv4_region: the metrics store is a managed one that
-    Grafana queries signed with its own AWS credentials."""
+    Grafana queries signed with its own AWS credentials. cloudwatch_region: add CloudWatch (aws)."""
+    cloudwatch = (
+        # authType default: the AWS SDK's credential chain, i.e. the Grafana task role.
+        [DataSourceDefinition(uid=CLOUDWATCH_UID, name="CloudWatch", type="cloudwatch", url="",
+                              json_data={"authType": "default", "defaultRegion": cloudwatch_region})]
+        if cloudwatch_region
+        else []
+    )
     sigv4 = (
         {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": prometheus_sigv4_region}
         if prometheus_sigv4_region
@@ -119,6 +134,7 @@ def datasource_definitions(
                 ],
             },
         ),
+        *cloudwatch,
     ]
 
 
@@ -148,6 +164,7 @@ class GrafanaContent(pulumi.ComponentResource):
         provider: grafana.Provider,
         datasources: list[DataSourceDefinition],
         folders: list[Folder],
+        dashboard_constants: Optional[dict[str, str]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(CONTENT_TYPE, CONTENT_NAME, None, opts)
@@ -180,7 +197,9 @@ class GrafanaContent(pulumi.ComponentResource):
                 self.dashboards[dashboard.uid] = grafana.oss.Dashboard(
                     f"dashboard-{dashboard.uid}",
                     folder=grafana_folder.uid,
-                    config_json=json.dumps(dashboard.model, sort_keys=True),
+                    config_json=json.dumps(
+                        for_stack(dashboard.model, set(self.datasources), dashboard_constants or {}), sort_keys=True
+                    ),
                     overwrite=True,
                     opts=after_datasources,
                 )

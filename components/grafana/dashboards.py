@@ -67,6 +67,38 @@ def datasource_uid(panel: dict[str, Any], target: dict[str, Any]) -> str | None:
     return source.get("uid") if isinstance(source, dict) else None
 
 
+def for_stack(model: dict[str, Any], datasource_uids: set[str], constants: dict[str, str]) -> dict[str, Any]:
+    """The dashboard as one stack shows it: panels that read a data source the stack does not have
+    are left out (CloudWatch exists only on aws), and so is a row left with none of its panels (the
+    ones nested in it when collapsed, or those below it up to the next row); constant variables
+    take the stack's values (e.g. its ECS cluster name)."""
+
+    def kept(panel: dict[str, Any]) -> bool:
+        return all(datasource_uid(panel, t) in datasource_uids for t in panel.get("targets", []))
+
+    sections: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = [(None, [])]
+    for panel in model.get("panels", []):
+        if panel.get("type") == "row":
+            sections.append((panel, []))
+        else:
+            sections[-1][1].append(panel)
+    shown: list[dict[str, Any]] = []
+    for row, below in sections:
+        nested = row.get("panels", []) if row else []
+        if row is not None and (below or nested) and not any(kept(p) for p in [*below, *nested]):
+            continue
+        if row is not None:
+            shown.append({**row, "panels": [p for p in nested if kept(p)]})
+        shown.extend(p for p in below if kept(p))
+    variables = []
+    for variable in model.get("templating", {}).get("list", []):
+        if variable.get("type") == "constant" and variable["name"] in constants:
+            value = constants[variable["name"]]
+            variable = {**variable, "query": value, "current": {"text": value, "value": value}}
+        variables.append(variable)
+    return {**model, "panels": shown, "templating": {**model.get("templating", {}), "list": variables}}
+
+
 def promql_queries(model: dict[str, Any], prometheus_uid: str) -> list[tuple[str, str]]:
     """(panel title, expr) for every Prometheus query, template variables included."""
     found = [

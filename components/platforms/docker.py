@@ -40,6 +40,10 @@ class DockerPlatform(pulumi.ComponentResource):
         """Metrics stay in the Prometheus container."""
         return None
 
+    def cloud_metrics(self, readers: tuple[str, ...]) -> None:
+        """No cloud metrics on Docker: cAdvisor measures the containers."""
+        return None
+
     def _hand_over(self, spec: ServiceSpec, volumes: list[docker.Volume], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         """One-shot root containers that give each owned volume to the user the service runs as."""
         setups: list[pulumi.Resource] = []
@@ -104,7 +108,10 @@ class DockerPlatform(pulumi.ComponentResource):
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=volume.name, container_path=v.path)
                 for volume, v in zip(volumes, spec.volumes)
-            ],
+            ]
+            + [docker.ContainerVolumeArgs(host_path=m.host_path, container_path=m.path, read_only=True) for m in spec.host_mounts],
+            # A process that reads the host gains no privileges beyond those it starts with.
+            security_opts=["no-new-privileges:true"] if spec.host_mounts else None,
             uploads=uploads or None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", *health.command],

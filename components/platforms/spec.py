@@ -75,6 +75,15 @@ class DataVolume:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A path of the host the service reads (always read-only). Only a platform that runs
+    containers on a host it owns (docker) can give one; a service that needs one runs only there."""
+
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
 class ObjectStore:
     """An S3 bucket a platform created for one service, which only that service may use."""
 
@@ -127,6 +136,10 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[SecretValue, ...] = ()
     volumes: tuple[DataVolume, ...] = ()
+    host_mounts: tuple[HostMount, ...] = ()
+    # Local disk the service's data needs, in GiB, where a platform sizes it (Fargate task
+    # storage); None: the platform's default. Docker volumes take what the host has.
+    disk_gib: Optional[int] = None
     health: Optional[HealthCheck] = None
     # TCP ports the program connects to outside the stack besides HTTPS (SMTP, an external
     # database); a platform that filters egress opens these and 443, nothing else.
@@ -170,6 +183,11 @@ class Platform(Protocol):
     ) -> Optional[pulumi.Output[MetricsStore]]:
         """A managed metrics store the writers remote-write to and the readers query, or None
         where metrics stay in the self-hosted Prometheus."""
+        ...
+
+    def cloud_metrics(self, readers: tuple[str, ...]) -> Optional[str]:
+        """Lets the readers read the platform's own metrics store (CloudWatch on aws); its region,
+        or None where the platform has none."""
         ...
 
     def run(

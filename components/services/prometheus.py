@@ -60,8 +60,16 @@ def render_prometheus_config(
             "evaluation_interval": "15s",
             "external_labels": {"deployment_environment_name": settings.environment},
         },
-        # Since 3.8 retention lives here; the command-line flags are deprecated.
-        "storage": {"tsdb": {"retention": {"time": settings.prometheus_retention.prometheus}}},
+        # Since 3.8 retention lives here; the command-line flags are deprecated. Whichever limit
+        # is reached first deletes the oldest blocks, so the disk never fills with old data.
+        "storage": {
+            "tsdb": {
+                "retention": {
+                    "time": settings.prometheus_retention.prometheus,
+                    "size": settings.prometheus_storage.retention_size,
+                }
+            }
+        },
         "scrape_configs": [
             {
                 "job_name": job,
@@ -101,6 +109,7 @@ class Prometheus(pulumi.ComponentResource):
             ports=(http,),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             volumes=(DataVolume("data", DATA_DIR),),
+            disk_gib=settings.prometheus_storage.disk_gib,
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),
         )
         self.service = platform.run(spec, parent=self)

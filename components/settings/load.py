@@ -13,14 +13,19 @@ from components.settings.model import (
     AMP_MAX_RETENTION_DAYS,
     ANONYMOUS_ROLES,
     CPU_ARCHITECTURES,
+    FARGATE_EPHEMERAL_STORAGE_GIB,
+    FARGATE_MAX_EPHEMERAL_STORAGE_GIB,
     FARGATE_MEMORY,
     LOG_RETENTION_DAYS,
     METRICS_BACKENDS,
+    PROMETHEUS_MAX_RETENTION_SHARE,
     SERVICES,
     TARGETS,
     AlertContacts,
     AwsSettings,
+    ContainerMetricsSettings,
     HostPorts,
+    PrometheusStorage,
     ServiceSettings,
     Settings,
     SmtpSettings,
@@ -149,6 +154,8 @@ def load_settings(
     )
     if contacts.email_addresses and smtp is None:
         reader.problem("alertEmailAddresses", "e-mail needs a mail server: set smtpHost and smtpFromAddress too")
+    prometheus_storage = _read_prometheus_storage(reader, target)
+    container_metrics = _read_container_metrics(reader, target)
     reader.raise_if_invalid()
     return Settings(
         project=project,
@@ -175,6 +182,47 @@ def load_settings(
         runbook_base_url=runbook_base_url,
         aws=aws_settings.value if target == "aws" else None,
         grafana_database_url=database_url,
+        prometheus_storage=prometheus_storage,
+        container_metrics=container_metrics,
+    )
+
+
+# storage.tsdb.retention.size units, powers of 2 (prometheus docs/configuration: "<size>").
+_SIZE_UNITS = {"MB": 1, "GB": 1024, "TB": 1024 * 1024}
+_RETENTION_SIZE = re.compile(r"^(?:(?P<percent>[1-9][0-9]?)%|(?P<count>[1-9][0-9]*)(?P<unit>MB|GB|TB))$")
+
+
+def _read_prometheus_storage(reader: ConfigReader, target: str) -> PrometheusStorage:
+    if target == "aws":
+        # The Prometheus task is given this much ephemeral storage.
+        disk = reader.integer("prometheusStorageGib", minimum=FARGATE_EPHEMERAL_STORAGE_GIB, maximum=FARGATE_MAX_EPHEMERAL_STORAGE_GIB)
+    else:
+        disk = reader.integer("prometheusStorageGib", minimum=1, maximum=64 * 1024)
+    value = reader.raw("prometheusRetentionSize") or ""
+    match = _RETENTION_SIZE.match(value)
+    allowed = f"a share of prometheusStorageGib such as 80% (at most {PROMETHEUS_MAX_RETENTION_SHARE}%), or a size with MB, GB or TB such as 12GB"
+    if not match:
+        if value:
+            reader.problem("prometheusRetentionSize", f"{value!r} is not a size; allowed: {allowed}")
+        return PrometheusStorage(disk, disk * 1024 * 80 // 100)
+    percent, count, unit = match.group("percent", "count", "unit")
+    retention_mib = disk * 1024 * int(percent) // 100 if percent else int(count) * _SIZE_UNITS[unit]
+    if retention_mib > disk * 1024 * PROMETHEUS_MAX_RETENTION_SHARE // 100:
+        reader.problem(
+            "prometheusRetentionSize",
+            f"{value!r} is more than {PROMETHEUS_MAX_RETENTION_SHARE}% of prometheusStorageGib ({disk} GiB); compactions need the rest; allowed: {allowed}",
+        )
+    return PrometheusStorage(disk, retention_mib)
+
+
+def _read_container_metrics(reader: ConfigReader, target: str) -> ContainerMetricsSettings:
+    """Read on every target so a typo fails anywhere; only the docker target runs cAdvisor (on aws,
+    ECS Container Insights measures the tasks)."""
+    enabled = reader.boolean("containerMetrics")
+    return ContainerMetricsSettings(
+        enabled=enabled and target == "docker",
+        image=reader.image("cadvisorImage"),
+        memory_mb=reader.integer("cadvisorMemoryMb", minimum=64, maximum=4096),
     )
 
 

@@ -30,6 +30,13 @@ FARGATE_MEMORY = {
     8192: tuple(range(16384, 61440 + 1, 4096)),
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
+# Fargate gives every task 20 GiB of ephemeral storage; a task definition may ask for 21 to 200
+# (Amazon ECS Developer Guide, "Fargate task ephemeral storage"; ephemeralStorage.sizeInGiB).
+FARGATE_EPHEMERAL_STORAGE_GIB = 20
+FARGATE_MAX_EPHEMERAL_STORAGE_GIB = 200
+# Prometheus's storage docs: size retention at most 80-85% of the disk, the rest is headroom for
+# compactions (source and compacted blocks coexist on disk for a while).
+PROMETHEUS_MAX_RETENTION_SHARE = 85
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,28 @@ class Retention:
     @property
     def seconds(self) -> int:
         return self.hours * 3600
+
+
+@dataclass(frozen=True)
+class PrometheusStorage:
+    """How much disk Prometheus has, and how much of it its blocks may take."""
+
+    disk_gib: int
+    retention_mib: int
+
+    @property
+    def retention_size(self) -> str:
+        """storage.tsdb.retention.size; Prometheus's MB is a MiB."""
+        return f"{self.retention_mib}MB"
+
+
+@dataclass(frozen=True)
+class ContainerMetricsSettings:
+    """cAdvisor on the docker target: CPU, memory, network and disk of every container."""
+
+    enabled: bool
+    image: str
+    memory_mb: int
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,8 @@ class Settings:
     grafana_admin_user: str
     grafana_anonymous_role: Optional[str]
     host_ports: HostPorts
+    prometheus_storage: PrometheusStorage
+    container_metrics: ContainerMetricsSettings
     alert_contacts: AlertContacts = AlertContacts()
     smtp: Optional[SmtpSettings] = None
     # The collector's OTLP receivers demand a bearer token (always on the aws target: public ingest).

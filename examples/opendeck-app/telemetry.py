@@ -7,6 +7,7 @@ OTEL_* environment variables, so the same code runs against the dev stack, prod 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
@@ -17,6 +18,7 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -25,11 +27,28 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+# The process's own CPU, memory, threads, file descriptors and garbage collection. The host-wide
+# system.* metrics are left out: in a container they describe the host, not the app.
+PROCESS_METRICS: dict[str, list[str] | None] = {
+    "process.cpu.time": ["user", "system"],
+    "process.cpu.utilization": ["user", "system"],
+    "process.memory.usage": None,
+    "process.memory.virtual": None,
+    "process.thread.count": None,
+    "process.open_file_descriptor.count": None,
+    "process.context_switches": ["involuntary", "voluntary"],
+    "cpython.gc.collections": None,
+}
+
 
 def setup_telemetry() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     """Traces, metrics and logs over OTLP; library instrumentations on. Call before the app exists."""
     # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
     resource = Resource.create({"service.name": "opendeck-backend", "service.version": "1.0.0"})
+    if "service.instance.id" not in resource.attributes:
+        # One id per process (the semantic conventions suggest a UUID), so each replica's process
+        # metrics stay apart; it becomes the Prometheus `instance` label.
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
 
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -48,6 +67,7 @@ def setup_telemetry() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     SQLAlchemyInstrumentor().instrument()
     CeleryInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
+    SystemMetricsInstrumentor(config=PROCESS_METRICS).instrument()
     return tracer_provider, meter_provider, logger_provider
 
 

@@ -4,7 +4,9 @@ so each convention needs its own process."""
 
 import http.server
 import json
+import sys
 import threading
+from pathlib import Path
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -22,6 +24,11 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor  # noqa: E40
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: E402
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: E402
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor  # noqa: E402
+from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor  # noqa: E402
+
+# The sample app's own choice of process metrics, so the probe emits exactly what the app does.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "opendeck-app"))
+from telemetry import PROCESS_METRICS  # noqa: E402
 
 app = FastAPI()
 
@@ -35,6 +42,7 @@ FastAPIInstrumentor.instrument_app(app)
 HTTPXClientInstrumentor().instrument()
 SQLAlchemyInstrumentor().instrument()
 CeleryInstrumentor().instrument()
+SystemMetricsInstrumentor(config=PROCESS_METRICS).instrument()
 
 TestClient(app).get("/decks/1")
 

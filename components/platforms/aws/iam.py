@@ -9,6 +9,11 @@ import pulumi
 import pulumi_aws as aws
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
+# What Grafana's CloudWatch data source needs for metric queries (Grafana docs, "Amazon CloudWatch
+# data source", IAM policies: the metrics statement): GetMetricData reads the series, ListMetrics
+# resolves dimension wildcards (ServiceName "*"). Alarms, Logs Insights, EC2 and tag lookups are
+# not used, so not granted. Neither action supports resource-level permissions (Resource "*").
+CLOUDWATCH_READ_ACTIONS = ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
 
 
 def policy(*statements: dict[str, Any]) -> str:
@@ -59,3 +64,12 @@ class TaskRoles:
                 opts=pulumi.ResourceOptions(parent=parent),
             )
         return self._roles[service]
+
+
+def grant_cloudwatch_read(service: str, role: aws.iam.Role, parent: pulumi.Resource) -> aws.iam.RolePolicy:
+    return aws.iam.RolePolicy(
+        f"{service}-cloudwatch-read",
+        role=role.id,
+        policy=policy({"Effect": "Allow", "Action": list(CLOUDWATCH_READ_ACTIONS), "Resource": "*"}),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

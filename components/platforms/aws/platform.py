@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.edge import Edge, EdgeArgs
-from components.platforms.aws.iam import TaskRoles
+from components.platforms.aws.iam import TaskRoles, grant_cloudwatch_read
 from components.platforms.aws.metrics_store import ManagedPrometheus, ManagedPrometheusArgs
 from components.platforms.aws.network import Network, NetworkArgs
 from components.platforms.aws.service import Cluster, FargateService, FargateServiceArgs
@@ -149,6 +149,12 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return workspace.store
+
+    def cloud_metrics(self, readers: tuple[str, ...]) -> Optional[str]:
+        """CloudWatch (Container Insights is on for the cluster): the readers' roles may read it."""
+        for service in readers:
+            grant_cloudwatch_read(service, self._roles.of(service, self), parent=self)
+        return self._aws.region
 
     def run(self, spec: ServiceSpec, parent: pulumi.Resource, depends_on: tuple[RunningService, ...] = ()) -> RunningService:
         name = spec.name

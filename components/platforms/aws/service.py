@@ -20,6 +20,7 @@ from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSy
 from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
 from components.platforms.spec import ServiceSpec
+from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
 
 CONFIG_CONTAINER = "config"
 # A private Amazon ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]
@@ -196,6 +197,11 @@ class FargateService(pulumi.ComponentResource):
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(operating_system_family="LINUX", cpu_architecture=shared.cpu_architecture),
             volumes=volumes,
             container_definitions=pulumi.Output.json_dumps(containers),
+            ephemeral_storage=(
+                aws.ecs.TaskDefinitionEphemeralStorageArgs(size_in_gib=spec.disk_gib)
+                if spec.disk_gib and spec.disk_gib > FARGATE_EPHEMERAL_STORAGE_GIB
+                else None
+            ),
             opts=child,
         )
 

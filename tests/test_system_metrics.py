@@ -1,0 +1,103 @@
+"""CPU, memory and storage of the stack on AWS: the CloudWatch data source exists only there, with
+ECS Container Insights and S3 storage metrics on the stack-health dashboard (names from AWS's
+documentation: "Amazon ECS Container Insights metrics" and "Amazon S3 CloudWatch metrics")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS, ECS_CLUSTER_VARIABLE
+from components.grafana.dashboards import for_stack, load_folders, targets
+from components.services import cadvisor, prometheus
+from tests.harness import run_program
+
+DASHBOARD = "grafana:oss/dashboard:Dashboard"
+DATASOURCE = "grafana:oss/dataSource:DataSource"
+STACK_HEALTH = next(d for f in load_folders() for d in f.dashboards if d.uid == "observability-stack-health")
+
+# Container Insights for ECS (namespace ECS/ContainerInsights, dimensions ClusterName, ServiceName)
+# and S3's daily storage metric (namespace AWS/S3, dimensions BucketName, StorageType).
+CONTAINER_INSIGHTS = {
+    "CpuUtilized", "CpuReserved", "MemoryUtilized", "MemoryReserved", "EphemeralStorageUtilized",
+    "EphemeralStorageReserved", "NetworkRxBytes", "NetworkTxBytes", "RunningTaskCount",
+}
+
+
+@pytest.fixture(scope="module")
+def prod():
+    run = run_program("prod")
+    assert run.error is None, run.error
+    return run
+
+
+def cloudwatch_targets(model: dict) -> list[dict]:
+    return [t for p, t in targets(model) if (t.get("datasource") or p.get("datasource", {})).get("uid") == CLOUDWATCH_UID]
+
+
+def test_stack_health_reads_the_documented_cloudwatch_metrics():
+    queried = {(t["namespace"], t["metricName"]) for t in cloudwatch_targets(STACK_HEALTH.model)}
+    assert queried == {("ECS/ContainerInsights", m) for m in CONTAINER_INSIGHTS} | {("AWS/S3", "BucketSizeBytes")}
+    for target in cloudwatch_targets(STACK_HEALTH.model):
+        if target["namespace"] == "ECS/ContainerInsights":
+            assert target["dimensions"] == {"ClusterName": f"${ECS_CLUSTER_VARIABLE}", "ServiceName": "*"}
+        else:
+            # S3 publishes bucket sizes once a day.
+            assert target["dimensions"] == {"BucketName": "*", "StorageType": "StandardStorage"} and target["period"] == "86400"
+
+
+def test_for_stack_drops_what_a_stack_cannot_show_and_fills_constants():
+    docker = for_stack(STACK_HEALTH.model, set(DATASOURCE_UIDS), {})
+    assert not cloudwatch_targets(docker)
+    assert all("ECS" not in p["title"] for p in docker["panels"])
+    aws = for_stack(STACK_HEALTH.model, {*DATASOURCE_UIDS, CLOUDWATCH_UID}, {ECS_CLUSTER_VARIABLE: "observability-prod"})
+    assert len(cloudwatch_targets(aws)) == len(cloudwatch_targets(STACK_HEALTH.model))
+    (cluster,) = [v for v in aws["templating"]["list"] if v["name"] == ECS_CLUSTER_VARIABLE]
+    assert cluster["query"] == cluster["current"]["value"] == "observability-prod"
+
+
+def test_prod_has_a_cloudwatch_data_source_read_with_the_grafana_task_role(prod):
+    sources = {d.inputs["uid"]: d.inputs for d in prod.of_type(DATASOURCE)}
+    assert set(sources) == {*DATASOURCE_UIDS, CLOUDWATCH_UID}
+    cloudwatch = sources[CLOUDWATCH_UID]
+    assert cloudwatch["type"] == "cloudwatch"
+    # authType default: the SDK's credential chain (the task role), no keys in Grafana.
+    assert json.loads(cloudwatch["jsonDataEncoded"]) == {"authType": "default", "defaultRegion": "eu-west-1"}
+    assert "secureJsonDataEncoded" not in cloudwatch
+
+
+def test_prod_stack_health_shows_its_own_ecs_cluster(prod):
+    (health,) = [json.loads(d.inputs["configJson"]) for d in prod.of_type(DASHBOARD) if "stack-health" in d.name]
+    assert len(cloudwatch_targets(health)) == len(CONTAINER_INSIGHTS) + 1
+    (cluster,) = [v for v in health["templating"]["list"] if v["name"] == ECS_CLUSTER_VARIABLE]
+    assert cluster["query"] == "observability-prod"
+
+
+def test_prod_runs_no_cadvisor(prod):
+    """Not as a service, not as a scrape job: nothing anywhere in the program's inputs names it."""
+    assert not [r for r in prod.resources if cadvisor.NAME in r.name]
+    assert not [r.name for r in prod.resources if f"{cadvisor.NAME}:{cadvisor.HTTP.container_port}" in json.dumps(r.inputs, default=str)]
+    assert any(f"{prometheus.COLLECTOR_JOB}" in json.dumps(r.inputs, default=str) for r in prod.resources)
+
+
+def test_grafana_role_may_only_read_cloudwatch_metrics(prod):
+    from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
+
+    (grant,) = [r for r in prod.resources if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name == "grafana-cloudwatch-read"]
+    assert json.loads(grant.inputs["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], "Resource": "*"}
+    ]
+    assert CLOUDWATCH_READ_ACTIONS == ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
+    # Only Grafana reads CloudWatch.
+    assert not [r.name for r in prod.resources if r.name.endswith("-cloudwatch-read") and r.name != "grafana-cloudwatch-read"]
+
+
+def test_prometheus_task_gets_the_storage_its_size_retention_is_a_share_of(prod):
+    task = next(r for r in prod.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition" and r.name == "prometheus-task")
+    assert "ephemeralStorage" not in task.inputs  # 20 GiB: Fargate's default
+    bigger = run_program("prod", {"prometheusStorageGib": "100", "metricsBackend": "prometheus"})
+    assert bigger.error is None, bigger.error
+    tasks = {r.name: r for r in bigger.resources if r.type == "aws:ecs/taskDefinition:TaskDefinition"}
+    assert tasks["prometheus-task"].inputs["ephemeralStorage"] == {"sizeInGib": 100}
+    assert all("ephemeralStorage" not in t.inputs for name, t in tasks.items() if name != "prometheus-task")
