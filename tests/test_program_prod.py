@@ -335,7 +335,7 @@ def test_grafana_can_be_reached_from_its_own_networks_only():
     assert admitted == {(port, cidr) for port in (443, 80) for cidr in ("0.0.0.0/0", *office)}
     # ... and Grafana's rule forwards only what comes from the office; the rest gets the 404.
     conditions = run.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
-    assert conditions == [{"hostHeader": {"values": [DOMAIN]}}, {"sourceIp": {"values": office}}]
+    assert conditions == [{"hostHeader": {"values": [DOMAIN]}}, {"pathPattern": {"values": ["/*"]}}, {"sourceIp": {"values": office}}]
     for otlp in ("collector-otlp-http", "collector-otlp-grpc"):
         assert not any("sourceIp" in c for c in run.one(LISTENER_RULE, otlp).inputs["conditions"])
 

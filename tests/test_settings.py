@@ -189,8 +189,7 @@ AWS_BAD_INPUTS = [
     ("prometheusRetention", "160w", "prometheusRetention: is 26880h, more than 1095 days (26280h)"),
     # One hour over the limit reads as over it, not as "1095 days" (issue 12, item 15).
     ("prometheusRetention", "26281h", "prometheusRetention: is 26281h, more than 1095 days (26280h), the most Amazon"),
-    ("grafanaIngressCidrs", '["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16"]',
-     "grafanaIngressCidrs: lists 5 networks; allowed: at most 4"),
+    ("grafanaIngressCidrs", '["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]', "grafanaIngressCidrs: lists 4 networks; allowed: at most 3"),
     ("grafanaIngressCidrs", '["2001:db8::/32"]', "grafanaIngressCidrs: '2001:db8::/32' is an IPv6 network"),
     ("ingressCidrs", '["::/0"]', "ingressCidrs: '::/0' is an IPv6 network; the load balancer listens on IPv4 only"),
     ("ingressCidrs", '["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"]', "ingressCidrs: lists '203.0.113.0/24' more than once"),

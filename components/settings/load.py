@@ -33,9 +33,9 @@ from components.settings.model import (
 from components.settings.reader import EMAIL, ConfigReader
 from components.stackconfig import declared_keys
 
-# Grafana's listener rule matches its host name and then these source networks: the load balancer
-# allows five condition values per rule (Elastic Load Balancing quotas, "Condition values per rule").
-GRAFANA_CIDRS_MAX = 4
+# Grafana's listener rule matches its host, its path and then these source networks: a rule takes
+# at most three comparison strings per condition and five per rule (ALB guide, "Listener rules").
+GRAFANA_CIDRS_MAX = 3
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
 _GRAFANA_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -299,8 +299,8 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
     if len(grafana_cidrs) > GRAFANA_CIDRS_MAX:
         reader.problem(
             "grafanaIngressCidrs",
-            f"lists {len(grafana_cidrs)} networks; allowed: at most {GRAFANA_CIDRS_MAX} (a load balancer rule matches at most five "
-            "values, one of them the host name): cover them with fewer, wider blocks",
+            f"lists {len(grafana_cidrs)} networks; allowed: at most {GRAFANA_CIDRS_MAX} (a load balancer rule condition compares at most "
+            "three values): cover them with fewer, wider blocks",
         )
     certificate = reader.optional_pattern("certificateArn", _CERTIFICATE_ARN, "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>")
     if certificate and region and _CERTIFICATE_ARN.match(certificate) and certificate.split(":")[3] != region:

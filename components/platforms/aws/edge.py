@@ -185,15 +185,12 @@ class Edge(pulumi.ComponentResource):
             conditions = [
                 aws.lb.ListenerRuleConditionArgs(host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])),
             ]
-            only_people = route.for_people and bool(self._args.people_cidrs)
-            # A catch-all route for people needs no path condition: a rule matches at most five
-            # values, so the host leaves room for four networks (the settings allow four).
-            if route.paths or not only_people:
-                conditions.append(
-                    aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"]))
-                )
-            if only_people:
-                # Only people's networks; anyone else gets the listener's 404.
+            conditions.append(
+                aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"]))
+            )
+            if route.for_people and self._args.people_cidrs:
+                # Only people's networks (at most three: a condition compares three values, a rule
+                # five); anyone else gets the listener's 404.
                 conditions.append(
                     aws.lb.ListenerRuleConditionArgs(source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(self._args.people_cidrs)))
                 )
