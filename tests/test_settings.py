@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 import yaml
@@ -75,6 +77,20 @@ BAD_INPUTS = [
     ("corsAllowedOrigins", '["*"]', "any web site"),
     ("corsAllowedOrigins", '"http://localhost:4200"', "not a list of strings"),
     ("corsAllowedOrigins", '["localhost:4200"]', "not an origin"),
+    ("corsAllowedOrigins", '["https://*"]', "any web site"),
+    ("corsAllowedOrigins", '["http://*:*"]', "any web site"),
+    ("corsAllowedOrigins", '["*:*"]', "any web site"),
+    ("corsAllowedOrigins", '["https://*:443"]', "any web site"),
+    ("corsAllowedOrigins", '["https://*.com"]', "directly under the public suffix 'com'"),
+    ("corsAllowedOrigins", '["https://*.co.uk"]', "directly under the public suffix 'co.uk'"),
+    ("corsAllowedOrigins", '["https://*.github.io"]', "directly under the public suffix 'github.io'"),
+    ("corsAllowedOrigins", '["http://*.localhost"]', "directly under the public suffix 'localhost'"),
+    ("corsAllowedOrigins", '["https://*opendeck.example"]', "inside a name"),
+    ("corsAllowedOrigins", '["https://app.*.example"]', "inside a name"),
+    ("corsAllowedOrigins", '["https://*.opendeck.example:*"]', "more than one '*'"),
+    ("corsAllowedOrigins", '["http://192.168.*"]', "inside a name"),
+    ("corsAllowedOrigins", '["http://localhost:99999"]', "allowed: 1 to 65535"),
+    ("corsAllowedOrigins", '["https://app.opendeck.example/"]', "not an origin"),
     ("otlpHttpPort", "4317", "already used by otlpGrpcPort"),
     ("grafanaPort", "70000", "allowed: 1 to 65535"),
     ("collectorMemoryMb", "64", "allowed: 128 to"),
@@ -257,6 +273,12 @@ def test_prod_aws_settings():
     assert (aws.region, aws.vpc_id, aws.availability_zones, aws.nat_gateways) == ("eu-west-1", None, 2, 1)
     assert aws.retain_data is True
     assert aws.cpu == {"collector": 256, "prometheus": 512, "tempo": 512, "loki": 512, "grafana": 256}
+
+
+def test_origins_of_your_own_are_accepted():
+    origins = ["http://localhost:4200", "http://localhost:*", "http://127.0.0.1:8080", "https://*.opendeck.example", "https://*.app.example.co.uk"]
+    settings = settings_for("dev", corsAllowedOrigins=json.dumps(origins))
+    assert settings.cors_allowed_origins == tuple(origins)
 
 
 def test_image_pinned_by_digest_is_accepted():

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Collection
 from typing import Optional
 
+from components.origins import origin_problem
 from components.settings.model import Retention, Secret
 
 
@@ -43,7 +44,6 @@ _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
 # 9223372036854775807 ns, 2562047 whole hours.
 MAX_RETENTION_HOURS = 2562047
 _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9*.-]+(:([0-9]{1,5}|\*))?$")
 EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -262,8 +262,7 @@ class ConfigReader:
     def origins(self, key: str) -> tuple[str, ...]:
         origins = self.string_list(key, "http://localhost:4200") or []
         for origin in origins:
-            if origin == "*":
-                self.problem(key, "'*' would let any web site send telemetry; list the app origins instead (scheme://host[:port])")
-            elif not _ORIGIN.match(origin):
-                self.problem(key, f"{origin!r} is not an origin; allowed: scheme://host[:port] with http or https, no path")
+            problem = origin_problem(origin)
+            if problem:
+                self.problem(key, problem)
         return tuple(origins)
