@@ -38,6 +38,10 @@ class Span:
     kind: int
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    parent_span_id: str = ""
+    # Status code (0 unset, 1 ok, 2 error) and the names of the span's events.
+    status_code: int = 0
+    events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class TraceStore(trace_service_pb2_grpc.TraceServiceServicer):
                 kind=span.kind,
                 attributes=attributes(span.attributes),
                 resource=attributes(resource_spans.resource.attributes),
+                parent_span_id=span.parent_span_id.hex(),
+                status_code=span.status.code,
+                events=tuple(event.name for event in span.events),
             )
             for resource_spans in request.resource_spans
             for scope_spans in resource_spans.scope_spans

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import time
 
@@ -25,6 +26,7 @@ import httpx  # noqa: E402
 import sqlalchemy  # noqa: E402
 from celery import Celery  # noqa: E402
 from fastapi import FastAPI, HTTPException, Request  # noqa: E402
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: E402
@@ -81,6 +83,14 @@ def process_document(file_type: str, pages: int) -> int:
 
 
 app = FastAPI(title="OpenDeck sample backend")
+# The web frontend's origins (comma-separated). Browsers send the W3C trace context headers only
+# when the preflight allows them: that is what joins the backend's spans to the browser's trace.
+app.add_middleware(
+    CORSMiddleware,
+    allow_origins=[o for o in os.environ.get("OPENDECK_WEB_ORIGINS", "http://localhost:4200").split(",") if o],
+    allow_methods=["GET", "POST", "DELETE"],
+    allow_headers=["content-type", "traceparent", "tracestate"],
+)
 
 
 class NewDeck(BaseModel):
