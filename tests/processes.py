@@ -95,6 +95,11 @@ class Collector:
         protocols = config["receivers"]["otlp"]["protocols"]
         protocols["grpc"]["endpoint"] = f"127.0.0.1:{self.otlp_grpc}"
         protocols["http"]["endpoint"] = f"127.0.0.1:{self.otlp_http}"
+        # The browser route, where the stack has one (prod).
+        self.otlp_browser: Optional[int] = None
+        if "otlp/browser" in config["receivers"]:
+            self.otlp_browser = free_port()
+            config["receivers"]["otlp/browser"]["protocols"]["http"]["endpoint"] = f"127.0.0.1:{self.otlp_browser}"
         config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{self.health}"
         queue = workdir / "queue"
         queue.mkdir(parents=True, exist_ok=True)

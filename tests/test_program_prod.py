@@ -437,12 +437,15 @@ def test_routes_send_grafana_otlp_http_and_grpc_to_their_targets(prod):
     assert routes == {
         "collector-otlp-grpc": ([DOMAIN], ["/opentelemetry.proto.collector.*"]),
         "collector-otlp-http": ([DOMAIN], ["/v1/traces", "/v1/metrics", "/v1/logs"]),
+        # Web pages: no token, traces and logs only (tests/test_browser_ingest.py).
+        "collector-otlp-browser": ([DOMAIN], ["/browser/v1/traces", "/browser/v1/logs"]),
         "grafana-http": ([DOMAIN], ["/*"]),
     }
     assert rules["grafana-http"].inputs["priority"] > max(rules[n].inputs["priority"] for n in rules if n != "grafana-http")
     groups = by_name(prod, TARGET_GROUP)
     assert groups["collector-otlp-grpc"].inputs["protocolVersion"] == "GRPC"
     assert groups["collector-otlp-http"].inputs["healthCheck"]["port"] == "13133"
+    assert groups["collector-otlp-browser"].inputs["healthCheck"]["port"] == "13133"
     assert groups["grafana-http"].inputs["healthCheck"]["path"] == "/api/health"
     assert all(g.inputs["targetType"] == "ip" for g in groups.values())
 
@@ -457,7 +460,7 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
     assert services and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in services)
     assert all(r.inputs["referencedSecurityGroupId"] for r in services)
     own_ports = {
-        "collector": {4317, 4318, 13133, 8888},
+        "collector": {4317, 4318, 4319, 13133, 8888},
         "prometheus": {9090},
         "tempo": {3200, 9095, 4317, 4318},
         "loki": {3100, 9096},
@@ -466,8 +469,9 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
     for service, ports in own_ports.items():
         opened = {r.inputs["fromPort"] for r in services if r.name.startswith(f"{service}-") and not r.name.endswith("-efs-nfs")}
         assert opened == ports, service
-    from_alb = {(r.name.split("-")[0], r.inputs["fromPort"]) for r in services if r.name.endswith("-from-alb")}
-    assert from_alb == {("collector", 4317), ("collector", 4318), ("collector", 13133), ("grafana", 3000)}
+    from_alb = [(r.name.split("-")[0], r.inputs["fromPort"]) for r in services if r.name.endswith("-from-alb")]
+    assert len(from_alb) == len(set(from_alb)), "EC2 refuses a duplicate security-group rule"
+    assert set(from_alb) == {("collector", 4317), ("collector", 4318), ("collector", 4319), ("collector", 13133), ("grafana", 3000)}
     (nfs,) = [r for r in services if r.name.endswith("-efs-nfs")]
     assert nfs.inputs["fromPort"] == 2049 and nfs.inputs["referencedSecurityGroupId"] == "grafana-sg-id"
 

@@ -37,10 +37,14 @@ def settings(request):
 def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(settings):
     config = render_collector_config(settings, HOSTS)
     pipelines = config["service"]["pipelines"]
-    assert set(pipelines) == {"traces", "metrics", "logs"}
+    browser = {"traces/browser", "logs/browser"} if settings.otlp_require_token else set()
+    assert set(pipelines) == {"traces", "metrics", "logs"} | browser
     for name, pipeline in pipelines.items():
-        assert pipeline["processors"][0] == "memory_limiter"
+        assert pipeline["processors"][0] == ("memory_limiter/browser" if name in browser else "memory_limiter")
         (exporter,) = pipeline["exporters"]
+        if exporter in config.get("connectors", {}):
+            # Handed on to a main pipeline, which batches.
+            continue
         # Either the exporter batches behind its persistent queue, or the batch processor does.
         batched_by_exporter = "batch" in config["exporters"][exporter].get("sending_queue", {})
         assert batched_by_exporter != ("batch" in pipeline["processors"]), name
@@ -51,9 +55,13 @@ def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(setting
 def test_collector_components_are_all_defined_and_all_used(settings):
     config = render_collector_config(settings, HOSTS)
     pipelines = config["service"]["pipelines"].values()
+    connectors = set(config.get("connectors", {}))
     for kind in ("receivers", "processors", "exporters"):
         used = {name for p in pipelines for name in p[kind]}
-        assert used == set(config[kind]), kind
+        assert used - connectors == set(config[kind]), kind
+    # Each connector both takes from one pipeline and feeds another.
+    for connector in connectors:
+        assert any(connector in p["exporters"] for p in pipelines) and any(connector in p["receivers"] for p in pipelines), connector
     assert config["service"]["extensions"] == list(config["extensions"])
 
 

@@ -141,12 +141,16 @@ class Edge(pulumi.ComponentResource):
         security-group rules between the load balancer and the service on that port (and its health
         port). They belong to the service (`child`), so they come and go with it."""
         load_balancers, routes = [], []
+        # A port opens once per service: two public ports checked on one health port would
+        # otherwise ask for the same rule twice, which EC2 refuses as a duplicate.
+        opened: set[int] = set()
         for port in spec.ports:
             route: Optional[PublicRoute] = port.public
             if route is None:
                 continue
             health_port = route.health_port or port.container_port
-            for allowed in sorted({port.container_port, health_port}):
+            for allowed in sorted({port.container_port, health_port} - opened):
+                opened.add(allowed)
                 allow_tcp(
                     f"{spec.name}-{port.name}-{allowed}-from-alb",
                     group=security_group,
