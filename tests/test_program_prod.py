@@ -775,3 +775,26 @@ def test_values_the_user_stored_encrypted_stay_secret_even_when_not_credentials(
         leaked = [s for s in plain_strings(resource.inputs) if "alerts-bot-7f3" in s or "ops-admin-7f3" in s]
         assert leaked == [], (resource.type, resource.name)
     assert "grafanaAdminUser" in run.secret_outputs
+
+
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+
+
+def test_browser_rate_limit_is_off_unless_configured(prod):
+    assert prod.of_type(WEB_ACL) == []
+
+
+def test_browser_rate_limit_blocks_one_address_flooding_the_browser_route_only():
+    run = run_program("prod", {"browserRateLimit": "3000"})
+    assert run.error is None, run.error
+    acl = run.one(WEB_ACL, "browser-rate-limit").inputs
+    assert acl["scope"] == "REGIONAL" and acl["defaultAction"] == {"allow": {}}
+    (rule,) = acl["rules"]
+    assert rule["action"] == {"block": {}}
+    rate = rule["statement"]["rateBasedStatement"]
+    assert (rate["limit"], rate["aggregateKeyType"], rate["evaluationWindowSec"]) == (3000, "IP", 300)
+    match = rate["scopeDownStatement"]["byteMatchStatement"]
+    assert (match["positionalConstraint"], match["searchString"], match["fieldToMatch"]) == ("STARTS_WITH", "/browser/", {"uriPath": {}})
+    (association,) = run.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
+    (balancer,) = run.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert association.inputs["resourceArn"].endswith(f"loadbalancer/{balancer.name}")

@@ -113,6 +113,8 @@ BAD_INPUTS = [
     ("retainData", "maybe", "allowed: true, false"),
     ("cpuArchitecture", "arm64", "allowed: X86_64, ARM64"),
     ("hostedZoneId", "example.com", "a Route 53 hosted zone id"),
+    ("browserRateLimit", "5", "below AWS WAF's lowest rate limit; allowed: 0 (off) or 10 to 2000000000"),
+    ("browserRateLimit", "1000", "needs target aws; allowed on docker: 0"),
     ("metricsBackend", "amp", "needs target aws"),
     ("metricsBackend", "mimir", "allowed: prometheus, amp"),
     ("grafanaDatabaseUrl", "postgres://grafana:pw@db.example.internal:5432/grafana",

@@ -38,8 +38,9 @@ OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
 # The browser receiver serves these paths itself, so the load balancer routes them unchanged.
 # Traces and logs only: it is in no metrics pipeline, so a metrics request finds no handler (404).
-BROWSER_TRACES_PATH = "/browser/v1/traces"
-BROWSER_LOGS_PATH = "/browser/v1/logs"
+BROWSER_PATH_PREFIX = "/browser/"
+BROWSER_TRACES_PATH = f"{BROWSER_PATH_PREFIX}v1/traces"
+BROWSER_LOGS_PATH = f"{BROWSER_PATH_PREFIX}v1/logs"
 # A browser batch of a hundred spans is well under this; the limit holds for the decompressed body
 # too (confighttp max_request_body_size; larger requests get 400).
 BROWSER_MAX_BODY_BYTES = 512 * 1024

@@ -139,6 +139,8 @@ def load_settings(
             )
     elif aws_settings.value.metrics_backend == "amp":
         reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
+    if target != "aws" and aws_settings.value.browser_rate_limit:
+        reader.problem("browserRateLimit", "is an AWS WAF rule on the load balancer, so it needs target aws; allowed on docker: 0")
     contacts = AlertContacts(
         email_addresses=reader.emails("alertEmailAddresses"),
         slack_webhook_url=reader.secret(
@@ -312,6 +314,10 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
     maximum = reader.integer("collectorMaxTasks", minimum=1, maximum=100)
     if maximum < minimum:
         reader.problem("collectorMaxTasks", f"{maximum} is below collectorMinTasks ({minimum})")
+    # AWS WAF rate-based rules take limits from 10 to 2,000,000,000 (RateLimit in the WAFV2 API model).
+    browser_rate_limit = reader.integer("browserRateLimit", minimum=0, maximum=2_000_000_000)
+    if 0 < browser_rate_limit < 10:
+        reader.problem("browserRateLimit", f"{browser_rate_limit} is below AWS WAF's lowest rate limit; allowed: 0 (off) or 10 to 2000000000")
     retention = reader.integer("logRetentionDays", minimum=1, maximum=3653)
     if retention not in LOG_RETENTION_DAYS:
         reader.problem("logRetentionDays", f"{retention} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
@@ -338,6 +344,7 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
             file_system_backups=reader.boolean("grafanaBackups"),
             cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
             metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
+            browser_rate_limit=browser_rate_limit,
         ),
         services,
     )

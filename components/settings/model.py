@@ -123,6 +123,8 @@ class AwsSettings:
     file_system_backups: bool = True
     # Who may reach Grafana (people); empty: the same networks as ingest.
     grafana_ingress_cidrs: tuple[str, ...] = ()
+    # Requests per 5 minutes per client address on the browser route (AWS WAF); 0: no WAF.
+    browser_rate_limit: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from components.platforms.aws.metrics_store import ManagedPrometheus, ManagedPro
 from components.platforms.aws.network import Network, NetworkArgs
 from components.platforms.aws.service import Cluster, FargateService, FargateServiceArgs
 from components.platforms.aws.storage import ServiceBucket, ServiceBucketArgs
+from components.platforms.aws.waf import BrowserRateLimit
 from components.platforms.spec import MetricsStore, ObjectStore, Port, RunningService, ServiceSpec, resolved_when
+from components.services.collector import BROWSER_PATH_PREFIX
 from components.settings import AwsSettings, Settings
 
 
@@ -69,6 +71,8 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         self.load_balancer = self.edge.load_balancer
+        if a.browser_rate_limit:
+            BrowserRateLimit("browser-rate-limit", self.load_balancer.arn, a.browser_rate_limit, BROWSER_PATH_PREFIX, self._prefix, opts=child)
         self.members_security_group = aws.ec2.SecurityGroup(
             "services",
             vpc_id=self.vpc_id,
