@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import report
 from tests.processes import ROOT, Collector, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore
 from tests.test_settings import settings_for
@@ -146,7 +147,10 @@ def test_the_page_ran_in_the_browser(run):
     allowed = run.seen["allowed"]
     assert allowed["steps"] == {"fetch": "decks loaded (200)", "xhr": "deck created (201)", "error": "breaking"}
     assert any("fails here on purpose" in error for error in allowed["errors"]), allowed
-    assert allowed["exports"] and set(allowed["exports"]) == {200}, allowed
+    assert allowed["exports"] and {e["status"] for e in allowed["exports"]} == {200}, allowed
+    sent = sum(e["bytes"] for e in allowed["exports"])
+    report(f"browser: {len(browser_spans(run.spans))} spans in {len(allowed['exports'])} exports, {sent} bytes of OTLP/JSON"
+           f" ({sent // max(1, len(browser_spans(run.spans)))} per span)")
     assert allowed["failed"] == []
 
 

@@ -19,7 +19,10 @@ async function openPage(context, url) {
   page.setDefaultTimeout(TIMEOUT);
   const seen = { exports: [], failed: [], errors: [] };
   page.on('response', (response) => {
-    if (response.url() === tracesUrl && response.request().method() === 'POST') seen.exports.push(response.status());
+    const request = response.request();
+    if (response.url() === tracesUrl && request.method() === 'POST') {
+      seen.exports.push({ status: response.status(), bytes: request.postDataBuffer()?.length ?? 0 });
+    }
   });
   page.on('requestfailed', (request) => {
     if (request.url() === tracesUrl) seen.failed.push(request.failure()?.errorText ?? 'failed');

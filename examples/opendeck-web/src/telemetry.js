@@ -61,7 +61,11 @@ export function setupTelemetry(config) {
     // openSpans first: it sees a span end before the batch processor takes it.
     spanProcessors: [
       openSpans,
-      new BatchSpanProcessor(new OTLPTraceExporter({ url: config.tracesUrl }), { scheduledDelayMillis: 1000 }),
+      new BatchSpanProcessor(new OTLPTraceExporter({ url: config.tracesUrl }), {
+        scheduledDelayMillis: 1000,
+        // A hundred spans per request stay well under the prod browser route's 512 KiB body limit.
+        maxExportBatchSize: 100,
+      }),
     ],
   });
   // Zones carry the click's context into the fetch or XHR it starts, so they share one trace.
