@@ -1,8 +1,9 @@
 """A real browser (Debian's chromium, driven by playwright-core) runs the sample web frontend against
-the real collector with the dev config and the sample backend: the page's spans arrive, a page on
-an origin not in corsAllowedOrigins is refused at the preflight and none of its spans arrive, and
-one trace runs from the click through the browser's fetch and the backend's server span to the
-database query."""
+the real collector and the sample backend, with the dev config (OTLP/HTTP port) and with the prod
+config (the browser route, no token; the backend sends with the token): the page's spans arrive, a
+page on an origin not in corsAllowedOrigins is refused at the preflight and none of its spans
+arrive, and one trace runs from the click through the browser's fetch and the backend's server span
+to the database query."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from components.services.collector import BEARER_TOKEN_ENV, BROWSER_TRACES_PATH
+from components.settings import Settings
 from tests.conftest import report
 from tests.processes import ROOT, Collector, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore
@@ -28,6 +31,7 @@ DRIVER = ROOT / "tests" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 STATUS_ERROR = 2
+SERVER_TOKEN = "server-sdk-token-for-this-test"
 
 
 def _needs(path: Path, how: str) -> None:
@@ -83,9 +87,10 @@ def bundle() -> Path:
 @dataclass
 class BrowserRun:
     seen: dict
+    settings: Settings
+    traces_url: str
     spans: list[Span]
     refused_origin: str
-    collector: Collector
 
 
 def browser_spans(spans: list[Span], service: str = "opendeck-web") -> list[Span]:
@@ -100,23 +105,33 @@ def url_of(span: Span) -> str:
     return str(span.attributes.get("url.full") or span.attributes.get("http.url") or "")
 
 
-@pytest.fixture(scope="module")
-def run(bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
-    """One browser session, shared by the tests below (a dashboard check after the span-metrics
-    work can read the same run: it only needs Prometheus added here)."""
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def run(request, bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
+    """One browser session per stack, shared by the tests below (a dashboard check after the
+    span-metrics work can read the same run: it only needs Prometheus added here). On prod the page
+    uses the browser route without a token; the backend uses the server route with one."""
+    stack = request.param
     workdir = tmp_path_factory.mktemp("browser")
     tempo, loki = TraceStore().start(), LogStore()
     # Two loopback origins: the page the stack lists in corsAllowedOrigins, and one it does not.
     allowed, refused = serve_frontend(bundle, "localhost"), serve_frontend(bundle, "127.0.0.1")
-    settings = settings_for("dev", corsAllowedOrigins=json.dumps([allowed.origin]))
+    overrides = {"corsAllowedOrigins": json.dumps([allowed.origin])}
+    if stack == "prod":
+        overrides["traceSamplingPercentage"] = "100"  # about the route, not prod's sampling
+    settings = settings_for(stack, **overrides)
     collector = Collector(
         otelcol, settings, workdir, tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp",
         # Metrics are not under test here: the log stand-in answers 404, a permanent error, so the
         # collector drops them instead of retrying at shutdown.
-        prometheus=f"http://127.0.0.1:{loki.port}/api/v1/write",
+        prometheus=f"http://127.0.0.1:{loki.port}/api/v1/write", env={BEARER_TOKEN_ENV: SERVER_TOKEN},
     ).start()
-    app = SampleApp(workdir, collector.otlp_grpc, {"OPENDECK_WEB_ORIGINS": allowed.origin})
-    traces_url = f"http://127.0.0.1:{collector.otlp_http}/v1/traces"
+    app_env = {"OPENDECK_WEB_ORIGINS": allowed.origin}
+    if settings.otlp_require_token:
+        app_env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer {SERVER_TOKEN}"
+        traces_url = f"http://127.0.0.1:{collector.otlp_browser}{BROWSER_TRACES_PATH}"
+    else:
+        traces_url = f"http://127.0.0.1:{collector.otlp_http}/v1/traces"
+    app = SampleApp(workdir, collector.otlp_grpc, app_env)
     allowed.config.update(serviceName="opendeck-web", tracesUrl=traces_url, apiUrl=app.url)
     refused.config.update(serviceName="opendeck-web-elsewhere", tracesUrl=traces_url, apiUrl=app.url)
     try:
@@ -129,7 +144,7 @@ def run(bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
         seen = json.loads(driven.stdout.strip().splitlines()[-1])
         # The refused page ran first; the allowed page's trace, down to the database query, arrives after.
         poll(lambda: database_spans(tempo.received()) and _click_traces_complete(tempo.received()), seconds=30, interval=0.2)
-        yield BrowserRun(seen=seen, spans=tempo.received(), refused_origin=refused.origin, collector=collector)
+        yield BrowserRun(seen=seen, settings=settings, traces_url=traces_url, spans=tempo.received(), refused_origin=refused.origin)
     finally:
         for stop in (refused.stop, allowed.stop, app.stop, collector.stop, tempo.stop, loki.stop):
             stop()
@@ -149,7 +164,7 @@ def test_the_page_ran_in_the_browser(run):
     assert any("fails here on purpose" in error for error in allowed["errors"]), allowed
     assert allowed["exports"] and {e["status"] for e in allowed["exports"]} == {200}, allowed
     sent = sum(e["bytes"] for e in allowed["exports"])
-    report(f"browser: {len(browser_spans(run.spans))} spans in {len(allowed['exports'])} exports, {sent} bytes of OTLP/JSON"
+    report(f"browser ({run.settings.stack}): {len(browser_spans(run.spans))} spans in {len(allowed['exports'])} exports, {sent} bytes of OTLP/JSON"
            f" ({sent // max(1, len(browser_spans(run.spans)))} per span)")
     assert allowed["failed"] == []
 
@@ -161,14 +176,14 @@ def test_document_load_interactions_fetch_xhr_and_errors_reach_the_collector(run
     (error,) = [s for s in spans if s.name == "uncaught error"]
     assert error.status_code == STATUS_ERROR and "exception" in error.events
     # The collector's processors ran: the stack's namespace and environment were added.
-    assert {s.resource.get("deployment.environment.name") for s in spans} == {"development"}
+    assert {s.resource.get("deployment.environment.name") for s in spans} == {run.settings.environment}
 
 
 def test_a_page_on_an_origin_not_listed_is_refused_at_the_preflight(run):
     refused = run.seen["refused"]
     assert refused["failed"] and refused["exports"] == [], refused
     preflight = httpx.options(
-        f"http://127.0.0.1:{run.collector.otlp_http}/v1/traces",
+        run.traces_url,
         headers={"Origin": run.refused_origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
     )
     assert "access-control-allow-origin" not in preflight.headers
