@@ -30,6 +30,14 @@ def attributes(pairs: list[KeyValue]) -> dict[str, Any]:
     return {pair.key: value(pair.value) for pair in pairs}
 
 
+def send_ok(handler: http.server.BaseHTTPRequestHandler, content_type: str, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @dataclass(frozen=True)
 class Span:
     name: str
@@ -148,12 +156,7 @@ class LogStore:
                 ]
                 with lock:
                     store.records.extend(received)
-                reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                send_ok(self, "application/x-protobuf", logs_service_pb2.ExportLogsServiceResponse().SerializeToString())
 
             def log_message(self, *args: object) -> None:
                 pass

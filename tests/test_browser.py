@@ -23,7 +23,7 @@ from components.services.collector import BEARER_TOKEN_ENV, BROWSER_TRACES_PATH
 from components.settings import Settings
 from tests.conftest import report
 from tests.processes import ROOT, Collector, SampleApp, poll
-from tests.stand_ins import LogStore, Span, TraceStore
+from tests.stand_ins import LogStore, Span, TraceStore, send_ok
 from tests.test_settings import settings_for
 
 FRONTEND = ROOT / "examples" / "opendeck-web"
@@ -60,12 +60,7 @@ def serve_frontend(directory: Path, host: str) -> StaticSite:
             if self.path != "/config.js":
                 super().do_GET()
                 return
-            body = f"window.opendeckConfig = {json.dumps(config)};\n".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/javascript")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_ok(self, "text/javascript", f"window.opendeckConfig = {json.dumps(config)};\n".encode())
 
         def log_message(self, *args: object) -> None:
             pass
