@@ -41,6 +41,11 @@ _IMAGE = re.compile(
 )
 _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
 _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
+_SHORT_DURATION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>ms|s)$")
+_MS_PER_UNIT = {"ms": 1, "s": 1000}
+# A slow trace must end within the tail sampler's decision wait (10 s) less the 5 s an SDK may take
+# to export its last span (components/services/collector.py): beyond that it would be judged unfinished.
+SLOW_THRESHOLD_MAX_MS = 5000
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9*.-]+(:([0-9]{1,5}|\*))?$")
@@ -192,6 +197,8 @@ class Settings:
     tempo_retention: Retention
     loki_retention: Retention
     trace_sampling_percentage: float
+    # Traces longer than this are always kept, like traces with an error.
+    trace_slow_threshold_ms: int
     cors_allowed_origins: tuple[str, ...]
     grafana_admin_user: str
     grafana_anonymous_role: Optional[str]
@@ -255,6 +262,7 @@ def load_settings(
         for store in ("prometheus", "tempo", "loki")
     }
     sampling = reader.percentage("traceSamplingPercentage")
+    slow_threshold_ms = reader.short_duration_ms("traceSlowThreshold", maximum_ms=SLOW_THRESHOLD_MAX_MS)
     origins = reader.origins("corsAllowedOrigins")
     admin_user = reader.pattern("grafanaAdminUser", _GRAFANA_USER, "1 to 64 letters, digits or . _ @ -")
     role = reader.choice("grafanaAnonymousRole", ANONYMOUS_ROLES, refused={"Admin": "anonymous visitors must never be Admin"})
@@ -313,6 +321,7 @@ def load_settings(
         tempo_retention=retention["tempo"],
         loki_retention=retention["loki"],
         trace_sampling_percentage=sampling,
+        trace_slow_threshold_ms=slow_threshold_ms,
         cors_allowed_origins=origins,
         grafana_admin_user=admin_user,
         grafana_anonymous_role=None if role == "none" else role,
@@ -613,6 +622,19 @@ class _Reader:
         elif whole_days and hours % 24:
             self.problem(key, f"{value!r} is not a whole number of days (the index period is 24h); allowed: e.g. 7d, 744h")
         return Retention(hours=hours)
+
+    def short_duration_ms(self, key: str, maximum_ms: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            return maximum_ms
+        match = _SHORT_DURATION.match(value)
+        if not match:
+            self.problem(key, f"{value!r} is not a duration; allowed: a whole number followed by ms or s (e.g. 500ms, 2s)")
+            return maximum_ms
+        ms = int(match.group("count")) * _MS_PER_UNIT[match.group("unit")]
+        if ms > maximum_ms:
+            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms (the sampler decides within 10s of a trace's first span)")
+        return ms
 
     def percentage(self, key: str) -> float:
         value = self.raw(key)

@@ -12,7 +12,7 @@ from components.grafana.content import GrafanaContent, datasource_definitions
 from components.grafana.dashboards import load_folders
 from components.platforms.spec import Platform
 from components.services import collector, grafana, loki, prometheus, tempo
-from components.services.collector import Collector
+from components.services.collector import ALL, INGEST, SAMPLER, SAMPLER_NAME, Collector, CollectorSampler
 from components.services.grafana import Grafana
 from components.services.loki import Loki
 from components.services.prometheus import Prometheus
@@ -21,30 +21,50 @@ from components.settings import SERVICES, Settings
 
 
 def scrape_targets(hosts: dict[str, str]) -> dict[str, str]:
-    """Prometheus job -> every component's own metrics endpoint."""
-    return {
+    """Prometheus job -> every component's own metrics endpoint (the sampler tier's where it runs)."""
+    targets = {
         prometheus.COLLECTOR_JOB: f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
         "prometheus": f"localhost:{prometheus.HTTP.container_port}",
         "tempo": f"{hosts[tempo.NAME]}:{tempo.HTTP.container_port}",
         "loki": f"{hosts[loki.NAME]}:{loki.HTTP.container_port}",
         "grafana": f"{hosts[grafana.NAME]}:{grafana.HTTP.container_port}",
     }
+    if SAMPLER_NAME in hosts:
+        targets[prometheus.COLLECTOR_SAMPLER_JOB] = f"{hosts[SAMPLER_NAME]}:{collector.METRICS.container_port}"
+    return targets
+
+
+def collector_tiers(settings: Settings, platform_runs_sampler_tier: bool) -> tuple[str, ...]:
+    """What the collector processes run: one tier doing both jobs where a single collector instance
+    runs; an ingest tier and a sampler tier where the collector service may scale out (tail
+    sampling and the service graph need every span of a trace in one process). A platform says
+    whether it can run the sampler tier (its own service, discovery name and scaling)."""
+    scales_out = settings.aws is not None and settings.aws.collector_max_tasks > 1
+    return (INGEST, SAMPLER) if scales_out and platform_runs_sampler_tier else (ALL,)
 
 
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
     """Create every service, Grafana's content and alerting; return the stack outputs."""
     hosts = {name: platform.internal_host(name) for name in SERVICES}
+    # A platform that can run the sampler tier says so (AwsPlatform); the others run one collector.
+    tiers = collector_tiers(settings, getattr(platform, "runs_collector_sampler_tier", False))
+    if SAMPLER in tiers:
+        hosts[SAMPLER_NAME] = platform.internal_host(SAMPLER_NAME)
     # A managed metrics store, where the platform makes one: Prometheus then only scrapes.
     managed = platform.metrics_store(
-        writers=(collector.NAME, tempo.NAME, prometheus.NAME),
+        writers=(collector.NAME, prometheus.NAME, *((SAMPLER_NAME,) if SAMPLER in tiers else ())),
         readers=(grafana.NAME,),
         retention_hours=settings.prometheus_retention.hours,
     )
     metrics = Prometheus(settings, platform, scrape_targets(hosts), metrics_store=managed)
-    traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,), metrics_store=managed)
+    traces = Tempo(settings, platform)
     logs = Loki(settings, platform)
     stores = (metrics.service, traces.service, logs.service)
-    ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
+    ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed, tier=tiers[0])
+    if SAMPLER in tiers:
+        # After the ingest tier, whose token it demands; the ingest tier's queue holds spans on
+        # disk until a sampler answers.
+        CollectorSampler(settings, platform, hosts, depends_on=stores, metrics_store=managed, bearer_token=ingest.bearer_token)
     ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
     content = GrafanaContent(
         url=ui.url,

@@ -38,6 +38,10 @@ class Span:
     kind: int
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    # OTLP status code (2: error) and times, for what tail sampling decides on.
+    status_code: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class TraceStore(trace_service_pb2_grpc.TraceServiceServicer):
                 kind=span.kind,
                 attributes=attributes(span.attributes),
                 resource=attributes(resource_spans.resource.attributes),
+                status_code=span.status.code,
+                start_ns=span.start_time_unix_nano,
+                end_ns=span.end_time_unix_nano,
             )
             for resource_spans in request.resource_spans
             for scope_spans in resource_spans.scope_spans
