@@ -23,6 +23,7 @@ from components.services.collector import (
     ALL,
     INGEST,
     LOAD_BALANCING,
+    METRICS_WRITERS,
     QUEUE_STORAGE,
     render_collector_config,
 )
@@ -123,7 +124,8 @@ class Collector:
         for exporter, endpoint in endpoints.items():
             if exporter in config["exporters"]:
                 config["exporters"][exporter]["endpoint"] = endpoint
-        config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = prometheus
+        self.config = config
+        self.write_metrics_to(prometheus)
         self.binary = binary
         # Each process its own identity on the service-graph series, as each container or task has its
         # own host name (here all share the machine's).
@@ -132,6 +134,11 @@ class Collector:
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
         self.process: Optional[subprocess.Popen] = None
+
+    def write_metrics_to(self, url: str) -> None:
+        for name in METRICS_WRITERS:
+            if name in self.config["exporters"]:
+                self.config["exporters"][name]["http"]["endpoint"] = url
 
     def start(self) -> Collector:
         self.path.write_text(to_yaml(self.config))

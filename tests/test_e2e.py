@@ -60,7 +60,7 @@ def run(request, otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Run]:
         tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp", prometheus="http://placeholder",
     )
     prometheus = Prometheus(prometheus_bin, settings, workdir, collector_metrics=f"127.0.0.1:{collector.metrics}")
-    collector.config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = prometheus.remote_write_url
+    collector.write_metrics_to(prometheus.remote_write_url)
     app = SampleApp(
         workdir, collector.otlp_grpc,
         extra_env={

@@ -42,12 +42,14 @@ class CountingExporter(SpanExporter):
     def __init__(self, endpoint: str):
         self._inner = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=5)
         self.acknowledged: set[str] = set()
+        self.acknowledged_ids: set[str] = set()
         self.failed = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self._inner.export(spans)
         if result is SpanExportResult.SUCCESS:
             self.acknowledged.update(s.name for s in spans)
+            self.acknowledged_ids.update(format(s.context.span_id, "016x") for s in spans)
         else:
             self.failed += len(spans)
         return result

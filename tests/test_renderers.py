@@ -98,7 +98,9 @@ def test_every_collector_exporter_points_at_a_service_that_exists(settings, tier
         assert host in ports_by_host and port in ports_by_host[host], f"{name} -> {host}:{port}"
     if "otlp_http/loki" in exporters:
         assert exporters["otlp_http/loki"]["endpoint"].endswith("/otlp")
-    assert exporters["prometheus_remote_write"]["http"]["endpoint"].endswith("/api/v1/write")
+    for name in collector.METRICS_WRITERS:
+        if name in exporters:
+            assert exporters[name]["http"]["endpoint"].endswith("/api/v1/write")
 
 
 def test_one_collector_makes_span_metrics_and_the_service_graph_from_every_span_before_sampling(settings):
@@ -158,6 +160,13 @@ def test_the_service_graph_series_carry_the_collector_instance(settings):
     copy, delete = config["processors"][collector.INSTANCE_LABEL]["attributes"]
     assert copy == {"key": collector.INSTANCE_ATTRIBUTE, "from_attribute": "host.name", "action": "upsert"}
     assert delete == {"key": "host.name", "action": "delete"}
+
+
+def test_series_made_from_spans_are_written_without_the_apps_target_info(settings):
+    config = render_tier(settings, collector.SAMPLER)
+    assert config["exporters"][collector.SPAN_SERIES_WRITER]["target_info"] == {"enabled": False}
+    for name in ("metrics/span_metrics", "metrics/service_graph"):
+        assert config["service"]["pipelines"][name]["exporters"] == [collector.SPAN_SERIES_WRITER]
 
 
 def test_an_unknown_tier_or_a_missing_sampler_address_is_refused(settings):

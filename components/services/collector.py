@@ -173,6 +173,8 @@ SPAN_METRICS = "span_metrics"
 SERVICE_GRAPH = "service_graph"
 # Fans the prepared spans out to the connectors and to the sampling pipeline.
 TO_SAMPLING = "forward/sampling"
+SPAN_SERIES_WRITER = "prometheus_remote_write/spans"
+METRICS_WRITERS = ("prometheus_remote_write", SPAN_SERIES_WRITER)
 
 
 def _span_connectors() -> dict[str, Any]:
@@ -334,12 +336,12 @@ def render_collector_config(
                 "metrics/span_metrics": {
                     "receivers": [SPAN_METRICS],
                     "processors": ["memory_limiter", "resource/metric_labels", "batch"],
-                    "exporters": ["prometheus_remote_write"],
+                    "exporters": [SPAN_SERIES_WRITER],
                 },
                 "metrics/service_graph": {
                     "receivers": [SERVICE_GRAPH],
                     "processors": ["memory_limiter", INSTANCE_DETECTION, INSTANCE_LABEL, "batch"],
-                    "exporters": ["prometheus_remote_write"],
+                    "exporters": [SPAN_SERIES_WRITER],
                 },
                 "metrics": {
                     "receivers": ["otlp"],
@@ -355,6 +357,7 @@ def render_collector_config(
         },
     }
     config["connectors"] = _span_connectors()
+    _add_span_series_writer(config)
     if tier == INGEST:
         assert sampler_host is not None
         _route_traces_to_samplers(config, sampler_host)
@@ -369,6 +372,13 @@ def render_collector_config(
     if metrics is not None:
         _write_metrics_with_sigv4(config, metrics)
     return config
+
+
+def _add_span_series_writer(config: dict[str, Any]) -> None:
+    """Span metrics keep the app's resource, so every sampler would also write the app's target_info
+    series, each with its own timestamps: out of order for the store (seen with two samplers in
+    tests/test_sampling.py). The series carry the resource as labels already."""
+    config["exporters"][SPAN_SERIES_WRITER] = {**config["exporters"]["prometheus_remote_write"], "target_info": {"enabled": False}}
 
 
 LOAD_BALANCING = "load_balancing/samplers"
@@ -402,6 +412,7 @@ def _route_traces_to_samplers(config: dict[str, Any], sampler_host: str) -> None
         del pipelines[name]
     del config["connectors"]
     del config["exporters"]["otlp_grpc/tempo"]
+    del config["exporters"][SPAN_SERIES_WRITER]
     for name in ("tail_sampling", INSTANCE_DETECTION, INSTANCE_LABEL):
         del config["processors"][name]
 
@@ -420,6 +431,7 @@ def _sample_only(config: dict[str, Any]) -> None:
     for name in ("metrics", "logs"):
         del pipelines[name]
     del config["exporters"]["otlp_http/loki"]
+    del config["exporters"]["prometheus_remote_write"]
     for name in ("filter/health", "attributes/scrub", "resource"):
         del config["processors"][name]
 
@@ -427,8 +439,10 @@ def _sample_only(config: dict[str, Any]) -> None:
 def _write_metrics_with_sigv4(config: dict[str, Any], metrics: MetricsStore) -> None:
     """Remote write to the managed store, signed with the task role's credentials."""
     config["extensions"]["sigv4auth"] = {"region": metrics.region, "service": "aps"}
-    exporter = config["exporters"]["prometheus_remote_write"]
-    exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
+    for name in METRICS_WRITERS:
+        if name in config["exporters"]:
+            exporter = config["exporters"][name]
+            exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
     config["service"]["extensions"].append("sigv4auth")
 
 
@@ -439,6 +453,27 @@ def _require_bearer_token(config: dict[str, Any]) -> None:
     for protocol in config["receivers"]["otlp"]["protocols"].values():
         protocol["auth"] = {"authenticator": "bearertokenauth"}
     config["service"]["extensions"].append("bearertokenauth")
+
+
+def _collector_spec(
+    settings: Settings, name: str, config_yaml: pulumi.Input[str], secrets: tuple[SecretValue, ...], ports: tuple[Port, ...]
+) -> ServiceSpec:
+    """Either tier: the same image, memory and queue volume."""
+    return ServiceSpec(
+        name=name,
+        image=settings.image(NAME),
+        memory_mb=settings.memory_mb(NAME),
+        command=(f"--config={CONFIG_PATH}",),
+        ports=ports,
+        files=(ConfigFile(CONFIG_PATH, config_yaml),),
+        env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
+        secrets=secrets,
+        stateless=True,
+        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
+        # FROM scratch: no shell, nothing to run a health check with. Checked from outside on
+        # the health port instead.
+        health=None,
+    )
 
 
 class Collector(pulumi.ComponentResource):
@@ -466,11 +501,11 @@ class Collector(pulumi.ComponentResource):
             token = random.RandomPassword("otlp-bearer-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self))
             self.bearer_token = pulumi.Output.secret(token.result)
             secrets = (SecretValue(BEARER_TOKEN_ENV, self.bearer_token),)
-        spec = ServiceSpec(
-            name=NAME,
-            image=settings.image(NAME),
-            memory_mb=settings.memory_mb(NAME),
-            command=(f"--config={CONFIG_PATH}",),
+        spec = _collector_spec(
+            settings,
+            NAME,
+            self.config_yaml,
+            secrets,
             ports=(
                 Port(
                     OTLP_GRPC.name,
@@ -487,14 +522,6 @@ class Collector(pulumi.ComponentResource):
                 Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
                 METRICS,
             ),
-            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
-            env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
-            secrets=secrets,
-            stateless=True,
-            volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
-            # FROM scratch: no shell, nothing to run a health check with. Checked from outside
-            # on the health port instead.
-            health=None,
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.otlp_grpc_endpoint = self.service.external_urls[OTLP_GRPC.name]
@@ -521,18 +548,7 @@ class CollectorSampler(pulumi.ComponentResource):
         self.config_yaml = render_when_known(
             lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=SAMPLER)), metrics_store
         )
-        spec = ServiceSpec(
-            name=SAMPLER_NAME,
-            image=settings.image(NAME),
-            memory_mb=settings.memory_mb(NAME),
-            command=(f"--config={CONFIG_PATH}",),
-            ports=(OTLP_GRPC, HEALTH, METRICS),
-            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
-            env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
-            secrets=(SecretValue(BEARER_TOKEN_ENV, bearer_token),) if bearer_token is not None else (),
-            stateless=True,
-            volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
-            health=None,
-        )
+        secrets = (SecretValue(BEARER_TOKEN_ENV, bearer_token),) if bearer_token is not None else ()
+        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS))
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.register_outputs({"host": self.service.internal_host})
