@@ -22,7 +22,7 @@ from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import MetricsStore, ObjectStore
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES, ProblemsError, Settings, load_settings
-from components.stack import dashboard_constants, scrape_targets
+from components.stack import collector_tiers, dashboard_constants, scrape_targets
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
 from components.yamltext import to_yaml
 
@@ -34,9 +34,15 @@ class RenderError(Exception):
 def internal_hosts(settings: Settings) -> dict[str, str]:
     """How services address each other: Docker network aliases; ECS service discovery names
     (the platforms' internal_host, which needs a running Pulumi program to construct)."""
+    names = SERVICES + ((collector.SAMPLER_NAME,) if collector.SAMPLER in render_tiers(settings) else ())
     if settings.target == "aws":
-        return {name: f"{name}.{settings.service_domain}" for name in SERVICES}
-    return {name: name for name in SERVICES}
+        return {name: f"{name}.{settings.service_domain}" for name in names}
+    return {name: name for name in names}
+
+
+def render_tiers(settings: Settings) -> tuple[str, ...]:
+    """The collector tiers the stack deploys: the aws platform runs the sampler tier, docker does not."""
+    return collector_tiers(settings, platform_runs_sampler_tier=settings.target == "aws")
 
 
 def grafana_root_url(settings: Settings) -> str:
@@ -113,14 +119,21 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
         return f"http://{hosts[service]}:{port}"
 
     traces_store, logs_store, metrics_store = stores(settings)
+    tiers = render_tiers(settings)
     files = {
-        "collector/config.yaml": to_yaml(collector.render_collector_config(settings, hosts, metrics_store)),
+        "collector/config.yaml": to_yaml(
+            collector.render_collector_config(settings, hosts, metrics_store, tier=tiers[0], sampler_host=hosts.get(collector.SAMPLER_NAME))
+        ),
         "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(
             settings, scrape_targets(hosts, container_metrics=settings.container_metrics.enabled), metrics_store
         )),
-        "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, hosts, traces_store, metrics_store)),
+        "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, traces_store)),
         "loki/loki.yaml": to_yaml(loki.render_loki_config(settings, logs_store)),
     }
+    if collector.SAMPLER in tiers:
+        files[f"{collector.SAMPLER_NAME}/config.yaml"] = to_yaml(
+            collector.render_collector_config(settings, hosts, metrics_store, tier=collector.SAMPLER)
+        )
     datasources = datasource_definitions(
         prometheus_url=metrics_store.query_url if metrics_store else url(prometheus.NAME, prometheus.HTTP.container_port),
         prometheus_sigv4_region=metrics_store.region if metrics_store else None,

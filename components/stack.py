@@ -14,7 +14,7 @@ from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import Platform
 from components.services import cadvisor, collector, grafana, loki, prometheus, tempo
 from components.services.cadvisor import ContainerMetrics
-from components.services.collector import Collector
+from components.services.collector import ALL, INGEST, SAMPLER, SAMPLER_NAME, Collector, CollectorSampler
 from components.services.grafana import Grafana
 from components.services.loki import Loki
 from components.services.prometheus import Prometheus
@@ -23,15 +23,29 @@ from components.settings import SERVICES, Settings
 
 
 def scrape_targets(hosts: dict[str, str], container_metrics: bool = False) -> dict[str, str]:
-    """Prometheus job -> every component's own metrics endpoint (and cAdvisor's, where it runs)."""
-    cadvisor_job = {cadvisor.JOB: f"{hosts.get(cadvisor.NAME, cadvisor.NAME)}:{cadvisor.HTTP.container_port}"} if container_metrics else {}
-    return cadvisor_job | {
+    """Prometheus job -> every component's own metrics endpoint (the sampler tier's and cAdvisor's,
+    where they run)."""
+    targets = {
         prometheus.COLLECTOR_JOB: f"{hosts[collector.NAME]}:{collector.METRICS.container_port}",
         "prometheus": f"localhost:{prometheus.HTTP.container_port}",
         "tempo": f"{hosts[tempo.NAME]}:{tempo.HTTP.container_port}",
         "loki": f"{hosts[loki.NAME]}:{loki.HTTP.container_port}",
         "grafana": f"{hosts[grafana.NAME]}:{grafana.HTTP.container_port}",
     }
+    if SAMPLER_NAME in hosts:
+        targets[prometheus.COLLECTOR_SAMPLER_JOB] = f"{hosts[SAMPLER_NAME]}:{collector.METRICS.container_port}"
+    if container_metrics:
+        targets = {cadvisor.JOB: f"{hosts.get(cadvisor.NAME, cadvisor.NAME)}:{cadvisor.HTTP.container_port}"} | targets
+    return targets
+
+
+def collector_tiers(settings: Settings, platform_runs_sampler_tier: bool) -> tuple[str, ...]:
+    """What the collector processes run: one tier doing both jobs where a single collector instance
+    runs; an ingest tier and a sampler tier where the collector service may scale out (tail
+    sampling and the service graph need every span of a trace in one process). A platform says
+    whether it can run the sampler tier (its own service, discovery name and scaling)."""
+    scales_out = settings.aws is not None and settings.aws.collector_max_tasks > 1
+    return (INGEST, SAMPLER) if scales_out and platform_runs_sampler_tier else (ALL,)
 
 
 def dashboard_constants(settings: Settings) -> dict[str, str]:
@@ -43,9 +57,13 @@ def dashboard_constants(settings: Settings) -> dict[str, str]:
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
     """Create every service, Grafana's content and alerting; return the stack outputs."""
     hosts = {name: platform.internal_host(name) for name in SERVICES}
+    # A platform that can run the sampler tier says so (AwsPlatform); the others run one collector.
+    tiers = collector_tiers(settings, getattr(platform, "runs_collector_sampler_tier", False))
+    if SAMPLER in tiers:
+        hosts[SAMPLER_NAME] = platform.internal_host(SAMPLER_NAME)
     # A managed metrics store, where the platform makes one: Prometheus then only scrapes.
     managed = platform.metrics_store(
-        writers=(collector.NAME, tempo.NAME, prometheus.NAME),
+        writers=(collector.NAME, prometheus.NAME, *((SAMPLER_NAME,) if SAMPLER in tiers else ())),
         readers=(grafana.NAME,),
         retention_hours=settings.prometheus_retention.hours,
     )
@@ -53,10 +71,14 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         hosts[cadvisor.NAME] = ContainerMetrics(settings, platform).service.internal_host
     targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
     metrics = Prometheus(settings, platform, targets, metrics_store=managed)
-    traces = Tempo(settings, platform, hosts, depends_on=(metrics.service,), metrics_store=managed)
+    traces = Tempo(settings, platform)
     logs = Loki(settings, platform)
     stores = (metrics.service, traces.service, logs.service)
-    ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed)
+    ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed, tier=tiers[0])
+    if SAMPLER in tiers:
+        # After the ingest tier, whose token it demands; the ingest tier's queue holds spans on
+        # disk until a sampler answers.
+        CollectorSampler(settings, platform, hosts, depends_on=stores, metrics_store=managed, bearer_token=ingest.bearer_token)
     ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
     cloud_metrics_region = platform.cloud_metrics(readers=(grafana.NAME,))
     content = GrafanaContent(

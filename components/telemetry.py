@@ -8,8 +8,8 @@ How the list is derived:
 2. prometheus_names() applies the OTLP-to-Prometheus naming that the collector's
    prometheus_remote_write exporter uses (dots to underscores, a unit suffix, `_total` for
    monotonic counters, `_ratio` for unit-1 gauges, `_bucket/_sum/_count` for histograms).
-3. Series nobody instruments but a component generates are listed as they are documented
-   upstream: Tempo's metrics generator (span metrics, service graphs), the collector's own
+3. Series nobody instruments but a component generates: the collector's span-metrics and
+   service-graph connectors (names as the real collector and Prometheus produce them), its own
    telemetry, the self-metrics of Prometheus, Loki and Tempo that the alert rules read, the Go
    process metrics of the components, cAdvisor's container metrics (docker only), and
    Prometheus's `up` for every scrape job.
@@ -150,21 +150,21 @@ def _histogram(base: str) -> set[str]:
     return {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
 
 
-# Tempo metrics generator (span-metrics and service-graphs processors).
-TEMPO_GENERATED = {
-    "traces_spanmetrics_calls_total",
-    "traces_spanmetrics_size_total",
-    *_histogram("traces_spanmetrics_latency"),
+# Made by the collector's connectors from every span, before sampling (span_metrics and
+# servicegraph at 0.159.0), as Prometheus 3.14 stores them after remote write: checked by running
+# both in tests/test_e2e.py. Span metrics keep the span's resource as labels (service_name, job, ...).
+SPAN_GENERATED = {
+    "traces_span_metrics_calls_total",
+    *_histogram("traces_span_metrics_duration_seconds"),
     "traces_service_graph_request_total",
     "traces_service_graph_request_failed_total",
     *_histogram("traces_service_graph_request_server_seconds"),
     *_histogram("traces_service_graph_request_client_seconds"),
-    "traces_service_graph_unpaired_spans_total",
-    "traces_service_graph_dropped_spans_total",
 }
-TEMPO_GENERATED_LABELS = {
-    "service", "span_name", "span_kind", "status_code", "status_message", "job", "instance", "le",
-    "client", "server", "connection_type", "service_namespace", "deployment_environment_name",
+SPAN_GENERATED_LABELS = {
+    "span_name", "span_kind", "status_code", "collector_instance_id", "otel_scope_name", "service_instance_id",
+    "client", "server", "connection_type", "failed", "le",
+    "client_deployment_environment_name", "server_deployment_environment_name",
 }
 
 # The collector's own telemetry on :8888 (service.telemetry.metrics, level normal, with type and
@@ -264,7 +264,7 @@ def produced_metric_names() -> set[str]:
     names: set[str] = set()
     for instrument in APP_INSTRUMENTS:
         names |= prometheus_names(instrument)
-    return names | TEMPO_GENERATED | COLLECTOR_INTERNAL | STORE_SELF_METRICS | GO_PROCESS_METRICS | CADVISOR_METRICS | SCRAPE_SERIES
+    return names | SPAN_GENERATED | COLLECTOR_INTERNAL | STORE_SELF_METRICS | GO_PROCESS_METRICS | CADVISOR_METRICS | SCRAPE_SERIES
 
 
 def produced_label_names() -> set[str]:
@@ -272,5 +272,5 @@ def produced_label_names() -> set[str]:
     for instrument in APP_INSTRUMENTS:
         labels |= prometheus_labels(instrument)
     return (
-        labels | TEMPO_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | STORE_SELF_LABELS | CADVISOR_LABELS | {"job", "instance", "__name__"}
+        labels | SPAN_GENERATED_LABELS | COLLECTOR_INTERNAL_LABELS | STORE_SELF_LABELS | CADVISOR_LABELS | {"job", "instance", "__name__"}
     )

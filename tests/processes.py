@@ -19,7 +19,14 @@ from typing import Any, Optional
 
 import yaml
 
-from components.services.collector import QUEUE_STORAGE, render_collector_config
+from components.services.collector import (
+    ALL,
+    INGEST,
+    LOAD_BALANCING,
+    METRICS_WRITERS,
+    QUEUE_STORAGE,
+    render_collector_config,
+)
 from components.services.prometheus import prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
@@ -88,34 +95,62 @@ class Collector:
     """The built collector running our rendered config for a stack."""
 
     def __init__(
-        self, binary: str, settings: Settings, workdir: Path, tempo: str, loki: str, prometheus: str, env: Optional[dict[str, str]] = None
+        self,
+        binary: str,
+        settings: Settings,
+        workdir: Path,
+        tempo: str,
+        loki: str,
+        prometheus: str,
+        env: Optional[dict[str, str]] = None,
+        tier: str = ALL,
+        samplers: tuple[str, ...] = (),
     ):
-        config = render_collector_config(settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"})
+        """tier INGEST routes to the samplers (host:port each) with the static resolver: on loopback
+        every sampler listens on its own port of one address, which one DNS name cannot tell apart."""
+        sampler_host = "samplers.invalid" if tier == INGEST else None
+        config = render_collector_config(
+            settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"}, tier=tier, sampler_host=sampler_host
+        )
+        self.tier = tier
         self.otlp_grpc, self.otlp_http, self.health, self.metrics = (free_port() for _ in range(4))
         protocols = config["receivers"]["otlp"]["protocols"]
         protocols["grpc"]["endpoint"] = f"127.0.0.1:{self.otlp_grpc}"
-        protocols["http"]["endpoint"] = f"127.0.0.1:{self.otlp_http}"
+        if "http" in protocols:
+            protocols["http"]["endpoint"] = f"127.0.0.1:{self.otlp_http}"
         # The browser route, where the stack has one (prod).
         self.otlp_browser: Optional[int] = None
         if "otlp/browser" in config["receivers"]:
             self.otlp_browser = free_port()
             config["receivers"]["otlp/browser"]["protocols"]["http"]["endpoint"] = f"127.0.0.1:{self.otlp_browser}"
         config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{self.health}"
+        if tier == INGEST:
+            config["exporters"][LOAD_BALANCING]["resolver"] = {"static": {"hostnames": list(samplers)}}
         queue = workdir / "queue"
         queue.mkdir(parents=True, exist_ok=True)
         config["extensions"][QUEUE_STORAGE]["directory"] = str(queue)
         config["extensions"][QUEUE_STORAGE]["compaction"]["directory"] = str(queue)
         reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
         reader.update(host="127.0.0.1", port=self.metrics)
-        config["exporters"]["otlp_grpc/tempo"]["endpoint"] = tempo
-        config["exporters"]["otlp_http/loki"]["endpoint"] = loki
-        config["exporters"]["prometheus_remote_write"]["http"]["endpoint"] = prometheus
+        endpoints = {"otlp_grpc/tempo": tempo, "otlp_http/loki": loki}
+        for exporter, endpoint in endpoints.items():
+            if exporter in config["exporters"]:
+                config["exporters"][exporter]["endpoint"] = endpoint
+        self.config = config
+        self.write_metrics_to(prometheus)
         self.binary = binary
-        self.env = {**os.environ, **(env or {})}
+        # Each process its own identity on the service-graph series, as each container or task has its
+        # own host name (here all share the machine's).
+        self.env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": f"host.name=collector-{self.otlp_grpc}", **(env or {})}
         self.config = config
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
         self.process: Optional[subprocess.Popen] = None
+
+    def write_metrics_to(self, url: str) -> None:
+        for name in METRICS_WRITERS:
+            if name in self.config["exporters"]:
+                self.config["exporters"][name]["http"]["endpoint"] = url
 
     def start(self) -> Collector:
         self.path.write_text(to_yaml(self.config))

@@ -47,9 +47,12 @@ class Span:
     attributes: dict[str, Any]
     resource: dict[str, Any]
     parent_span_id: str = ""
-    # Status code (0 unset, 1 ok, 2 error) and the names of the span's events.
+    # OTLP status code (0 unset, 1 ok, 2 error), the names of the span's events, and its times
+    # (for what tail sampling decides on).
     status_code: int = 0
     events: tuple[str, ...] = ()
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class TraceStore(trace_service_pb2_grpc.TraceServiceServicer):
                 parent_span_id=span.parent_span_id.hex(),
                 status_code=span.status.code,
                 events=tuple(event.name for event in span.events),
+                start_ns=span.start_time_unix_nano,
+                end_ns=span.end_time_unix_nano,
             )
             for resource_spans in request.resource_spans
             for scope_spans in resource_spans.scope_spans

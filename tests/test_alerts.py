@@ -85,7 +85,7 @@ def test_rules_that_count_failures_treat_no_data_as_ok():
 def test_the_issue_s_rules_are_there():
     queries = "\n".join(rule.query for rule in RULES)
     for needle in (
-        "traces_spanmetrics_calls_total", "traces_spanmetrics_latency_bucket",
+        "traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds_bucket",
         "http_server_request_duration_seconds_count", "http_server_duration_milliseconds_count",
         "http_server_request_duration_seconds_bucket", "http_server_duration_milliseconds_bucket",
         "opendeck_celery_tasks_failed_total", "opendeck_documents_failed_total",

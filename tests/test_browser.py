@@ -19,10 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from components.grafana.content import PROMETHEUS_UID
+from components.grafana.dashboards import load_folders, promql_queries
 from components.services.collector import BEARER_TOKEN_ENV, BROWSER_TRACES_PATH
 from components.settings import Settings
 from tests.conftest import report
-from tests.processes import ROOT, Collector, SampleApp, poll
+from tests.processes import ROOT, Collector, Prometheus, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore, send_ok
 from tests.test_settings import settings_for
 
@@ -86,6 +88,8 @@ class BrowserRun:
     traces_url: str
     spans: list[Span]
     refused_origin: str
+    # The real Prometheus the collector writes its metrics to, span metrics included.
+    prometheus: Prometheus
 
 
 def browser_spans(spans: list[Span], service: str = "opendeck-web") -> list[Span]:
@@ -101,10 +105,10 @@ def url_of(span: Span) -> str:
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
-def run(request, bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
-    """One browser session per stack, shared by the tests below (a dashboard check after the
-    span-metrics work can read the same run: it only needs Prometheus added here). On prod the page
-    uses the browser route without a token; the backend uses the server route with one."""
+def run(request, bundle, otelcol, prometheus_bin, tmp_path_factory) -> Iterator[BrowserRun]:
+    """One browser session per stack, shared by the tests below. On prod the page uses the browser
+    route without a token; the backend uses the server route with one. The collector writes its
+    metrics, the span metrics it makes from the browser's spans included, to a real Prometheus."""
     stack = request.param
     workdir = tmp_path_factory.mktemp("browser")
     tempo, loki = TraceStore().start(), LogStore()
@@ -116,10 +120,11 @@ def run(request, bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
     settings = settings_for(stack, **overrides)
     collector = Collector(
         otelcol, settings, workdir, tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp",
-        # Metrics are not under test here: the log stand-in answers 404, a permanent error, so the
-        # collector drops them instead of retrying at shutdown.
-        prometheus=f"http://127.0.0.1:{loki.port}/api/v1/write", env={BEARER_TOKEN_ENV: SERVER_TOKEN},
-    ).start()
+        prometheus="http://placeholder", env={BEARER_TOKEN_ENV: SERVER_TOKEN},
+    )
+    prometheus = Prometheus(prometheus_bin, settings, workdir, collector_metrics=f"127.0.0.1:{collector.metrics}").start()
+    collector.write_metrics_to(prometheus.remote_write_url)
+    collector.start()
     app_env = {"OPENDECK_WEB_ORIGINS": allowed.origin}
     if settings.otlp_require_token:
         app_env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer {SERVER_TOKEN}"
@@ -139,9 +144,11 @@ def run(request, bundle, otelcol, tmp_path_factory) -> Iterator[BrowserRun]:
         seen = json.loads(driven.stdout.strip().splitlines()[-1])
         # The refused page ran first; the allowed page's trace, down to the database query, arrives after.
         poll(lambda: database_spans(tempo.received()) and _click_traces_complete(tempo.received()), seconds=30, interval=0.2)
-        yield BrowserRun(seen=seen, settings=settings, traces_url=traces_url, spans=tempo.received(), refused_origin=refused.origin)
+        yield BrowserRun(
+            seen=seen, settings=settings, traces_url=traces_url, spans=tempo.received(), refused_origin=refused.origin, prometheus=prometheus
+        )
     finally:
-        for stop in (refused.stop, allowed.stop, app.stop, collector.stop, tempo.stop, loki.stop):
+        for stop in (refused.stop, allowed.stop, app.stop, collector.stop, prometheus.stop, tempo.stop, loki.stop):
             stop()
 
 
@@ -201,3 +208,22 @@ def test_one_trace_runs_from_the_click_to_the_database_query(run, method, kind):
         while ancestor.parent_span_id and ancestor.span_id != server.span_id:
             ancestor = by_id[ancestor.parent_span_id]
         assert ancestor.span_id == server.span_id, f"{query.name} does not descend from the backend's server span"
+
+
+def test_every_query_of_the_frontend_dashboard_returns_data_from_the_browsers_spans(run):
+    """The OpenDeck Frontend dashboard reads the span metrics the collector makes from the real
+    browser's spans (document loads, fetch and XHR calls, clicks, errors)."""
+    (frontend,) = [d for folder in load_folders() for d in folder.dashboards if d.uid == "opendeck-frontend"]
+    queries = [
+        (title, expr.replace("$__rate_interval", "1m").replace("$frontend", "opendeck-web"))
+        for title, expr in promql_queries(frontend.model, PROMETHEUS_UID)
+    ]
+    assert queries and not [e for _, e in queries if "$" in e], queries
+
+    def without_data() -> list[str]:
+        return [f"{title}: {expr}" for title, expr in queries if not run.prometheus.query(expr)]
+
+    # The span-metrics connector writes on its flush interval; rates need two samples.
+    poll(lambda: not without_data(), 90, interval=2)
+    assert without_data() == []
+    report(f"browser ({run.settings.stack}): all {len(queries)} OpenDeck Frontend dashboard queries return data from the real browser's spans")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.render import stores
-from components.services.collector import BEARER_TOKEN_ENV, render_collector_config
+from components.services.collector import BEARER_TOKEN_ENV, INGEST, SAMPLER_NAME, TIERS, render_collector_config
 from components.settings import SERVICES
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml
@@ -36,20 +36,28 @@ def validate(otelcol: str, config: dict, tmp_path: Path) -> subprocess.Completed
     return subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)
 
 
+def rendered(stack: str, tier: str) -> dict:
+    """As deployed: with the managed metrics store where the stack uses one (prod: sigv4auth)."""
+    settings = settings_for(stack)
+    sampler_host = SAMPLER_NAME if tier == INGEST else None
+    return render_collector_config(settings, HOSTS, metrics=stores(settings)[2], tier=tier, sampler_host=sampler_host)
+
+
 def component_types(config: dict, kind: str) -> set[str]:
     return {name.split("/", 1)[0] for name in config.get(kind) or {}}
 
 
+@pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize("stack", stack_names())
-def test_rendered_config_passes_otelcol_validate(stack, otelcol, tmp_path):
-    settings = settings_for(stack)
-    result = validate(otelcol, render_collector_config(settings, HOSTS, metrics=stores(settings)[2]), tmp_path)
+def test_rendered_config_passes_otelcol_validate(stack, tier, otelcol, tmp_path):
+    result = validate(otelcol, rendered(stack, tier), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize("stack", stack_names())
-def test_rendered_config_uses_only_components_the_build_has(stack, built_components):
-    config = render_collector_config(settings_for(stack), HOSTS)
+def test_rendered_config_uses_only_components_the_build_has(stack, tier, built_components):
+    config = rendered(stack, tier)
     for kind in KINDS:
         missing = component_types(config, kind) - built_components[kind]
         assert not missing, f"{kind} not in configs/collector-builder.yaml: {sorted(missing)}"
@@ -58,11 +66,10 @@ def test_rendered_config_uses_only_components_the_build_has(stack, built_compone
 def test_the_build_has_exactly_the_components_our_stacks_use(built_components):
     used: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for stack in stack_names():
-        settings = settings_for(stack)
-        # As deployed: with the managed metrics store where the stack uses one (prod: sigv4auth).
-        config = render_collector_config(settings, HOSTS, metrics=stores(settings)[2])
-        for kind in KINDS:
-            used[kind] |= component_types(config, kind)
+        for tier in TIERS:
+            config = rendered(stack, tier)
+            for kind in KINDS:
+                used[kind] |= component_types(config, kind)
     assert used == built_components
 
 

@@ -133,7 +133,7 @@ def test_uploaded_configs_are_exactly_what_the_renderers_produce(dev, settings):
         "prometheus": {
             prometheus.CONFIG_PATH: to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts, container_metrics=True)))
         },
-        "tempo": {tempo.CONFIG_PATH: to_yaml(tempo.render_tempo_config(settings, hosts))},
+        "tempo": {tempo.CONFIG_PATH: to_yaml(tempo.render_tempo_config(settings))},
         "loki": {loki.CONFIG_PATH: to_yaml(loki.render_loki_config(settings))},
     }
     for service, files in expected.items():
@@ -255,7 +255,7 @@ def test_datasources_have_fixed_uids_and_internal_urls(dev):
 def test_datasources_are_correlated(dev):
     sources = _datasources(dev)
     exemplars = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
-    assert {(e["name"], e["datasourceUid"]) for e in exemplars} == {("traceID", "tempo"), ("trace_id", "tempo")}
+    assert {(e["name"], e["datasourceUid"]) for e in exemplars} == {("trace_id", "tempo")}
 
     tempo_json = sources["tempo"]["jsonData"]
     logs = tempo_json["tracesToLogsV2"]

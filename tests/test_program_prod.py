@@ -23,6 +23,9 @@ from components.yamltext import to_yaml
 from tests.harness import MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
+# prod's collector scales out (collectorMaxTasks 4): it runs as an ingest tier and a sampler tier.
+PROD_SERVICES = (*SERVICES, collector.SAMPLER_NAME)
+
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -90,7 +93,7 @@ def test_prod_runs_on_the_aws_platform_with_no_docker_resource(prod):
     types = {r.type for r in prod.resources}
     assert "observability:platform:Aws" in types
     assert not any(t.startswith("docker:") for t in types)
-    assert set(by_name(prod, SERVICE)) == {f"{s}-service" for s in SERVICES}
+    assert set(by_name(prod, SERVICE)) == {f"{s}-service" for s in PROD_SERVICES}
 
 
 def test_prod_imports_pulumi_aws():
@@ -135,12 +138,16 @@ def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu(p
     ingest = services["collector-service"]
     assert (ingest.inputs["deploymentMinimumHealthyPercent"], ingest.inputs["deploymentMaximumPercent"]) == (100, 200)
     assert ingest.options["ignoreChanges"] == ["desiredCount"]
-    (target,) = prod.of_type("aws:appautoscaling/target:Target")
-    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (settings.aws.collector_min_tasks, settings.aws.collector_max_tasks)
-    assert target.inputs["resourceId"] == "service/observability-prod/collector"
-    (policy,) = prod.of_type("aws:appautoscaling/policy:Policy")
-    tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
-    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+    # Both collector tiers scale on CPU, each on its own, between the same bounds.
+    targets = {t.inputs["resourceId"]: t for t in prod.of_type("aws:appautoscaling/target:Target")}
+    assert set(targets) == {"service/observability-prod/collector", "service/observability-prod/collector-sampler"}
+    for target in targets.values():
+        assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (settings.aws.collector_min_tasks, settings.aws.collector_max_tasks)
+    policies = prod.of_type("aws:appautoscaling/policy:Policy")
+    assert len(policies) == 2
+    for policy in policies:
+        tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
+        assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
 
 
 def _check_shape(shape, value, path: str) -> list[str]:
@@ -191,7 +198,8 @@ def test_container_definitions_are_valid_register_task_definition_input(prod):
 def test_images_are_the_pinned_versions(prod):
     declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
     for service, defined in containers(prod).items():
-        assert defined[service]["image"] == declared[f"{service}Image"]["default"]
+        image_key = "collectorImage" if service == collector.SAMPLER_NAME else f"{service}Image"
+        assert defined[service]["image"] == declared[image_key]["default"]
         for container in defined.values():
             assert ":" in container["image"] and not container["image"].endswith(":latest")
             if container["name"] == "config":
@@ -231,10 +239,9 @@ def _written_config(defined: dict) -> dict:
 def test_tempo_and_loki_keep_their_data_in_their_own_bucket(prod, settings):
     buckets = {b.name.removesuffix("-bucket"): b for b in prod.of_type(BUCKET)}
     assert set(buckets) == {"tempo", "loki"}
-    hosts = {name: f"{name}.observability-prod.internal" for name in SERVICES}
     defined = containers(prod)
     for service, render in (
-        ("tempo", lambda store: tempo.render_tempo_config(settings, hosts, store, MANAGED)),
+        ("tempo", lambda store: tempo.render_tempo_config(settings, store)),
         ("loki", lambda store: loki.render_loki_config(settings, store)),
     ):
         name = buckets[service].inputs["bucketPrefix"] + "20261125000000000000000001"
@@ -374,18 +381,21 @@ def test_iam_policies_name_specific_resources(prod):
                 "StringEquals": {"aws:SourceAccount": "123456789012"},
             },
         }, role.name
-    assert sum(not r.name.endswith("-execution") for r in prod.of_type(ROLE)) == 5
+    # One task role per service the stack runs (the sampler tier included).
+    assert sum(not r.name.endswith("-execution") for r in prod.of_type(ROLE)) == len(prod.of_type(TASK))
 
 
 def test_secrets_reach_containers_only_as_ecs_secrets(prod):
     secrets = {s.name: s for s in prod.of_type(SECRET)}
-    assert set(secrets) == {"grafana-gf-security-admin-password", "collector-otlp-bearer-token"}
+    # The sampler tier demands the ingest tier's token: the same value, its own secret.
+    assert set(secrets) == {"grafana-gf-security-admin-password", "collector-otlp-bearer-token", "collector-sampler-otlp-bearer-token"}
     for version in prod.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
         assert is_secret(version.inputs["secretString"])
     defined = containers(prod)
     expected = {
         "grafana": {"GF_SECURITY_ADMIN_PASSWORD": "grafana-gf-security-admin-password"},
         "collector": {collector.BEARER_TOKEN_ENV: "collector-otlp-bearer-token"},
+        collector.SAMPLER_NAME: {collector.BEARER_TOKEN_ENV: "collector-sampler-otlp-bearer-token"},
     }
     for service, by_container in defined.items():
         main = by_container[service]
@@ -478,7 +488,7 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
 
 def test_every_service_logs_to_its_own_group_with_retention(prod, settings):
     groups = {g.inputs["name"]: g for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    assert set(groups) == {f"/ecs/observability-prod/{s}" for s in SERVICES}
+    assert set(groups) == {f"/ecs/observability-prod/{s}" for s in PROD_SERVICES}
     assert all(g.inputs["retentionInDays"] == settings.aws.log_retention_days for g in groups.values())
     for service, defined in containers(prod).items():
         for container in defined.values():
@@ -631,16 +641,14 @@ def test_metrics_live_in_a_managed_prometheus_workspace(prod, settings):
     (configuration,) = prod.of_type("aws:amp/workspaceConfiguration:WorkspaceConfiguration")
     assert configuration.inputs["retentionPeriodInDays"] == settings.prometheus_retention.hours // 24 == 15
     defined = containers(prod)
-    # The collector and Tempo remote-write to it with SigV4 (their task roles' credentials).
+    # The collector remote-writes to it with SigV4 (its task role's credentials).
     ingest = _written_config(defined["collector"])
     assert ingest["extensions"]["sigv4auth"] == {"region": MOCK_REGION, "service": "aps"}
     writer = ingest["exporters"]["prometheus_remote_write"]["http"]
     assert (writer["endpoint"], writer["auth"]) == (MANAGED.remote_write_url, {"authenticator": "sigv4auth"})
     assert "sigv4auth" in ingest["service"]["extensions"]
-    traces = _written_config(defined["tempo"])
-    assert traces["metrics_generator"]["storage"]["remote_write"] == [
-        {"url": MANAGED.remote_write_url, "sigv4": {"region": MOCK_REGION}}
-    ]
+    # Tempo writes no metrics: span metrics and the service graph come from the collector.
+    assert "metrics_generator" not in _written_config(defined["tempo"])
     # Prometheus only scrapes the components and forwards: agent mode, no TSDB of its own.
     scraper = defined["prometheus"]
     assert scraper["prometheus"]["command"] == list(prometheus.prometheus_args(agent=True))
@@ -659,7 +667,7 @@ def test_metrics_live_in_a_managed_prometheus_workspace(prod, settings):
 def test_only_writers_write_and_only_grafana_reads_the_workspace(prod):
     arn = f"arn:aws:aps:{MOCK_REGION}:123456789012:workspace/metrics"
     grants = {p.name: statements(p.inputs["policy"]) for p in prod.of_type(ROLE_POLICY) if "-metrics-" in p.name}
-    assert set(grants) == {"collector-metrics-write", "tempo-metrics-write", "prometheus-metrics-write", "grafana-metrics-read"}
+    assert set(grants) == {"collector-metrics-write", "collector-sampler-metrics-write", "prometheus-metrics-write", "grafana-metrics-read"}
     for name, (statement,) in ((n, g) for n, g in grants.items()):
         assert statement["Resource"] == arn
         expected = ["aps:RemoteWrite"] if name.endswith("-write") else ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"]

@@ -30,10 +30,16 @@ def test_configs_equal_the_renderers_output(stack):
     hosts = render.internal_hosts(settings)
     traces, logs, metrics = render.stores(settings)
     files = render.render_stack(stack)
-    assert files["collector/config.yaml"] == to_yaml(collector.render_collector_config(settings, hosts, metrics))
+    tiers = render.render_tiers(settings)
+    sampler_host = hosts.get(collector.SAMPLER_NAME)
+    assert files["collector/config.yaml"] == to_yaml(
+        collector.render_collector_config(settings, hosts, metrics, tier=tiers[0], sampler_host=sampler_host)
+    )
+    if collector.SAMPLER in tiers:
+        assert files["collector-sampler/config.yaml"] == to_yaml(collector.render_collector_config(settings, hosts, metrics, tier=collector.SAMPLER))
     targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
     assert files["prometheus/prometheus.yml"] == to_yaml(prometheus.render_prometheus_config(settings, targets, metrics))
-    assert files["tempo/tempo.yaml"] == to_yaml(tempo.render_tempo_config(settings, hosts, traces, metrics))
+    assert files["tempo/tempo.yaml"] == to_yaml(tempo.render_tempo_config(settings, traces))
     assert files["loki/loki.yaml"] == to_yaml(loki.render_loki_config(settings, logs))
 
 
@@ -80,9 +86,11 @@ def test_dev_render_is_what_the_dev_program_uploads():
 
 
 def test_prod_services_address_each_other_by_service_discovery_names():
-    config = yaml.safe_load(render.render_stack("prod")["collector/config.yaml"])
-    endpoints = json.dumps(config["exporters"])
-    assert "tempo.observability-prod.internal" in endpoints and "loki.observability-prod.internal" in endpoints
+    files = render.render_stack("prod")
+    ingest = json.dumps(yaml.safe_load(files["collector/config.yaml"])["exporters"])
+    sampler = json.dumps(yaml.safe_load(files["collector-sampler/config.yaml"])["exporters"])
+    assert "collector-sampler.observability-prod.internal" in ingest and "loki.observability-prod.internal" in ingest
+    assert "tempo.observability-prod.internal" in sampler
 
 
 def test_command_writes_the_files_without_the_pulumi_cli(tmp_path):

@@ -34,48 +34,150 @@ def settings(request):
 # ---- collector
 
 
-def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(settings):
-    config = render_collector_config(settings, HOSTS)
+# The sampler tier's service-discovery name, as the ingest tier is given it.
+SAMPLER_HOST = collector.SAMPLER_NAME
+PIPELINES = {
+    collector.ALL: {"traces", "traces/sampling", "metrics/span_metrics", "metrics/service_graph", "metrics", "logs"},
+    collector.INGEST: {"traces", "metrics", "logs"},
+    collector.SAMPLER: {"traces", "traces/sampling", "metrics/span_metrics", "metrics/service_graph"},
+}
+
+
+def render_tier(settings, tier: str) -> dict:
+    return render_collector_config(settings, HOSTS, tier=tier, sampler_host=SAMPLER_HOST if tier == collector.INGEST else None)
+
+
+@pytest.mark.parametrize("tier", collector.TIERS)
+def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(settings, tier):
+    config = render_tier(settings, tier)
     pipelines = config["service"]["pipelines"]
-    browser = {"traces/browser", "logs/browser"} if settings.otlp_require_token else set()
-    assert set(pipelines) == {"traces", "metrics", "logs"} | browser
+    browser = {"traces/browser", "logs/browser"} if settings.otlp_require_token and tier != collector.SAMPLER else set()
+    assert set(pipelines) == PIPELINES[tier] | browser
     for name, pipeline in pipelines.items():
         assert pipeline["processors"][0] == ("memory_limiter/browser" if name in browser else "memory_limiter")
-        (exporter,) = pipeline["exporters"]
-        if exporter in config.get("connectors", {}):
-            # Handed on to a main pipeline, which batches.
-            continue
-        # Either the exporter batches behind its persistent queue, or the batch processor does.
-        batched_by_exporter = "batch" in config["exporters"][exporter].get("sending_queue", {})
-        assert batched_by_exporter != ("batch" in pipeline["processors"]), name
-        if not batched_by_exporter:
-            assert pipeline["processors"][-1] == "batch", name
+        for exporter in pipeline["exporters"]:
+            if exporter in config.get("connectors", {}):
+                # Handed on to another pipeline, which batches.
+                continue
+            # Either the exporter batches behind its persistent queue, or the batch processor does.
+            batched_by_exporter = "batch" in config["exporters"][exporter].get("sending_queue", {})
+            assert batched_by_exporter != ("batch" in pipeline["processors"]), name
+            if not batched_by_exporter:
+                assert pipeline["processors"][-1] == "batch", name
 
 
-def test_collector_components_are_all_defined_and_all_used(settings):
-    config = render_collector_config(settings, HOSTS)
+@pytest.mark.parametrize("tier", collector.TIERS)
+def test_collector_components_are_all_defined_and_all_used(settings, tier):
+    config = render_tier(settings, tier)
     pipelines = config["service"]["pipelines"].values()
     connectors = set(config.get("connectors", {}))
     for kind in ("receivers", "processors", "exporters"):
-        used = {name for p in pipelines for name in p[kind]}
-        assert used - connectors == set(config[kind]), kind
-    # Each connector both takes from one pipeline and feeds another.
+        used = {name for p in pipelines for name in p[kind]} - connectors
+        assert used == set(config[kind]), kind
     for connector in connectors:
-        assert any(connector in p["exporters"] for p in pipelines) and any(connector in p["receivers"] for p in pipelines), connector
+        # A connector is the exporter of one pipeline and the receiver of another.
+        assert any(connector in p["exporters"] for p in pipelines), connector
+        assert any(connector in p["receivers"] for p in pipelines), connector
     assert config["service"]["extensions"] == list(config["extensions"])
 
 
-def test_every_collector_exporter_points_at_a_service_that_exists(settings):
-    exporters = render_collector_config(settings, HOSTS)["exporters"]
+def _endpoint(exporter: dict) -> str:
+    if "resolver" in exporter:
+        dns = exporter["resolver"]["dns"]
+        return f"{dns['hostname']}:{dns['port']}"
+    return exporter.get("endpoint") or exporter["http"]["endpoint"]
+
+
+@pytest.mark.parametrize("tier", collector.TIERS)
+def test_every_collector_exporter_points_at_a_service_that_exists(settings, tier):
+    exporters = render_tier(settings, tier)["exporters"]
     assert exporters
+    ports_by_host = {**PORTS_BY_HOST, SAMPLER_HOST: {collector.OTLP_GRPC.container_port}}
     for name, exporter in exporters.items():
-        endpoint = exporter.get("endpoint") or exporter["http"]["endpoint"]
-        match = re.match(r"^(?:https?://)?([a-z0-9-]+):(\d+)(/.*)?$", endpoint)
+        match = re.match(r"^(?:https?://)?([a-z0-9-]+):(\d+)(/.*)?$", _endpoint(exporter))
         assert match, name
         host, port = match.group(1), int(match.group(2))
-        assert host in PORTS_BY_HOST and port in PORTS_BY_HOST[host], f"{name} -> {host}:{port}"
-    assert exporters["otlp_http/loki"]["endpoint"].endswith("/otlp")
-    assert exporters["prometheus_remote_write"]["http"]["endpoint"].endswith("/api/v1/write")
+        assert host in ports_by_host and port in ports_by_host[host], f"{name} -> {host}:{port}"
+    if "otlp_http/loki" in exporters:
+        assert exporters["otlp_http/loki"]["endpoint"].endswith("/otlp")
+    for name in collector.METRICS_WRITERS:
+        if name in exporters:
+            assert exporters[name]["http"]["endpoint"].endswith("/api/v1/write")
+
+
+def test_one_collector_makes_span_metrics_and_the_service_graph_from_every_span_before_sampling(settings):
+    pipelines = render_tier(settings, collector.ALL)["service"]["pipelines"]
+    assert "tail_sampling" not in pipelines["traces"]["processors"]
+    assert set(pipelines["traces"]["exporters"]) == {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
+    assert pipelines["traces/sampling"]["processors"] == ["memory_limiter", "tail_sampling"]
+    assert pipelines["traces/sampling"]["exporters"] == ["otlp_grpc/tempo"]
+    assert "probabilistic_sampler" not in render_tier(settings, collector.ALL)["processors"]
+
+
+def test_tail_sampling_keeps_errors_slow_traces_and_a_share_of_the_rest_with_bounded_memory(settings):
+    sampling = render_tier(settings, collector.ALL)["processors"]["tail_sampling"]
+    policies = {p["name"]: p for p in sampling["policies"]}
+    assert policies["errors"]["status_code"] == {"status_codes": ["ERROR"]}
+    assert policies["slow"]["latency"] == {"threshold_ms": settings.trace_slow_threshold_ms}
+    assert policies["share-of-the-rest"]["probabilistic"] == {"sampling_percentage": settings.trace_sampling_percentage}
+    assert sampling["num_traces"] == collector.pending_traces(settings.memory_mb("collector")) and sampling["block_on_overflow"] is True
+    # Held traces take at most a quarter of the container at 16 KiB each.
+    assert sampling["num_traces"] * 16 * 1024 <= settings.memory_mb("collector") * 2**20 // 4
+    assert sampling["decision_wait"] == f"{collector.DECISION_WAIT_SECONDS}s"
+    # The slowest trace kept as slow still ends (plus the SDK's export delay) within the wait.
+    assert settings.trace_slow_threshold_ms + 5000 <= collector.DECISION_WAIT_SECONDS * 1000
+
+
+def test_ingest_tier_routes_spans_by_trace_id_to_the_sampler_tier_through_its_persistent_queue(settings):
+    config = render_tier(settings, collector.INGEST)
+    balancer = config["exporters"][collector.LOAD_BALANCING]
+    assert balancer["routing_key"] == "traceID"
+    assert balancer["resolver"] == {"dns": {"hostname": SAMPLER_HOST, "port": "4317", "interval": "5s"}}
+    assert balancer["sending_queue"]["storage"] == collector.QUEUE_STORAGE
+    # Failures reach the persistent queue: the per-sampler exporter holds nothing in memory.
+    assert balancer["protocol"]["otlp"]["sending_queue"] == {"enabled": False}
+    assert config["service"]["pipelines"]["traces"]["exporters"] == [collector.LOAD_BALANCING]
+    # No span connector and no sampling here (a browser route's forward connector, on prod, is not one).
+    assert not set(config.get("connectors", {})) & {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
+    assert "tail_sampling" not in config["processors"]
+
+
+def test_sampler_tier_takes_only_grpc_with_the_ingest_tiers_token(settings):
+    config = render_tier(settings, collector.SAMPLER)
+    assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc"}
+    balancer = render_tier(settings, collector.INGEST)["exporters"][collector.LOAD_BALANCING]["protocol"]["otlp"]
+    if settings.otlp_require_token:
+        assert config["receivers"]["otlp"]["protocols"]["grpc"]["auth"] == {"authenticator": "bearertokenauth"}
+        assert balancer["auth"] == {"authenticator": "bearertokenauth"}
+    else:
+        assert "auth" not in config["receivers"]["otlp"]["protocols"]["grpc"] and "auth" not in balancer
+    assert config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["storage"] == collector.QUEUE_STORAGE
+    assert set(config["connectors"]) == {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
+
+
+def test_the_service_graph_series_carry_the_collector_instance(settings):
+    config = render_tier(settings, collector.ALL)
+    processors = config["service"]["pipelines"]["metrics/service_graph"]["processors"]
+    assert processors[1:3] == [collector.INSTANCE_DETECTION, collector.INSTANCE_LABEL]
+    detection = config["processors"][collector.INSTANCE_DETECTION]
+    assert detection["detectors"] == ["env", "system"] and detection["system"]["hostname_sources"] == ["os"]
+    copy, delete = config["processors"][collector.INSTANCE_LABEL]["attributes"]
+    assert copy == {"key": collector.INSTANCE_ATTRIBUTE, "from_attribute": "host.name", "action": "upsert"}
+    assert delete == {"key": "host.name", "action": "delete"}
+
+
+def test_series_made_from_spans_are_written_without_the_apps_target_info(settings):
+    config = render_tier(settings, collector.SAMPLER)
+    assert config["exporters"][collector.SPAN_SERIES_WRITER]["target_info"] == {"enabled": False}
+    for name in ("metrics/span_metrics", "metrics/service_graph"):
+        assert config["service"]["pipelines"][name]["exporters"] == [collector.SPAN_SERIES_WRITER]
+
+
+def test_an_unknown_tier_or_a_missing_sampler_address_is_refused(settings):
+    with pytest.raises(ValueError, match="tier 'both'"):
+        render_collector_config(settings, HOSTS, tier="both")
+    with pytest.raises(ValueError, match="sampler_host"):
+        render_collector_config(settings, HOSTS, tier=collector.INGEST)
 
 
 def test_collector_listens_on_all_interfaces_inside_the_container(settings):
@@ -88,10 +190,9 @@ def test_collector_listens_on_all_interfaces_inside_the_container(settings):
     assert (reader["host"], reader["port"]) == ("0.0.0.0", 8888)
 
 
-def test_collector_takes_cors_sampling_and_resource_attributes_from_settings(settings):
+def test_collector_takes_cors_and_resource_attributes_from_settings(settings):
     config = render_collector_config(settings, HOSTS)
     assert config["receivers"]["otlp"]["protocols"]["http"]["cors"]["allowed_origins"] == list(settings.cors_allowed_origins)
-    assert config["processors"]["probabilistic_sampler"]["sampling_percentage"] == settings.trace_sampling_percentage
     attributes = {a["key"]: a for a in config["processors"]["resource"]["attributes"]}
     assert attributes["service.namespace"]["value"] == settings.service_namespace
     assert attributes["deployment.environment.name"]["value"] == settings.environment
@@ -151,9 +252,8 @@ def test_scrub_runs_on_traces_and_logs_but_not_metrics(settings):
     assert "attributes/scrub" in pipelines["traces"]["processors"]
     assert "attributes/scrub" in pipelines["logs"]["processors"]
     assert "filter/health" in pipelines["traces"]["processors"]
-    # Sampling happens after the health filter so health checks never count against the budget.
-    traces = pipelines["traces"]["processors"]
-    assert traces.index("filter/health") < traces.index("probabilistic_sampler")
+    # Health checks are dropped before the connectors and the sampler ever see them.
+    assert pipelines["traces"]["processors"][:2] == ["memory_limiter", "filter/health"]
 
 
 # ---- prometheus
@@ -205,28 +305,26 @@ def test_prometheus_receives_remote_write_and_stores_exemplars():
 
 
 def test_tempo_receives_otlp_on_all_interfaces(settings):
-    protocols = render_tempo_config(settings, HOSTS)["distributor"]["receivers"]["otlp"]["protocols"]
+    protocols = render_tempo_config(settings)["distributor"]["receivers"]["otlp"]["protocols"]
     assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
 
 
 def test_tempo_uses_the_tempo3_layout(settings):
-    config = render_tempo_config(settings, HOSTS)
+    config = render_tempo_config(settings)
     # Tempo 3 refuses to start on 2.x blocks and on the legacy flat overrides.
     assert not {"ingester", "compactor", "query_frontend_legacy"} & set(config)
     assert "metrics_generator_processors" not in config["overrides"]
-    assert config["overrides"]["defaults"]["metrics_generator"]["processors"] == ["service-graphs", "span-metrics"]
+    assert set(config["overrides"]["defaults"]) == {"compaction"}
     assert config["usage_report"] == {"reporting_enabled": False}
 
 
-def test_tempo_metrics_generator_writes_to_prometheus_with_exemplars(settings):
-    generator = render_tempo_config(settings, HOSTS)["metrics_generator"]
-    assert generator["storage"]["path"].startswith(tempo.DATA_DIR)
-    (remote_write,) = generator["storage"]["remote_write"]
-    assert remote_write == {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}
+def test_tempo_runs_no_metrics_generator(settings):
+    """Span metrics and the service graph come from the collector, made from every span."""
+    assert "metrics_generator" not in render_tempo_config(settings)
 
 
 def test_tempo_retention_is_the_same_at_every_layer(settings):
-    config = render_tempo_config(settings, HOSTS)
+    config = render_tempo_config(settings)
     expected = f"{settings.tempo_retention.hours}h"
     assert config["backend_worker"]["compaction"]["block_retention"] == expected
     assert config["backend_scheduler"]["provider"]["compaction"]["compaction"]["block_retention"] == expected
@@ -234,9 +332,9 @@ def test_tempo_retention_is_the_same_at_every_layer(settings):
 
 
 def test_tempo_keeps_all_data_in_its_volume(settings):
-    config = render_tempo_config(settings, HOSTS)
+    config = render_tempo_config(settings)
     paths = [config["storage"]["trace"]["wal"]["path"], config["storage"]["trace"]["local"]["path"],
-             config["live_store"]["wal"]["path"], config["metrics_generator"]["storage"]["path"]]
+             config["live_store"]["wal"]["path"]]
     assert all(p.startswith(tempo.DATA_DIR + "/") for p in paths)
 
 

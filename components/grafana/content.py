@@ -64,12 +64,9 @@ def datasource_definitions(
             json_data={
                 "httpMethod": "POST",
                 "prometheusType": "Prometheus",
-                # Exemplars link to their trace: Tempo's generator labels them traceID, the
-                # collector's remote-write exporter trace_id.
-                "exemplarTraceIdDestinations": [
-                    {"name": "traceID", "datasourceUid": TEMPO_UID},
-                    {"name": "trace_id", "datasourceUid": TEMPO_UID},
-                ],
+                # Exemplars link to their trace: the collector's remote-write exporter labels them
+                # trace_id (the span-metrics connector's exemplars, and the apps' own).
+                "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TEMPO_UID}],
                 **sigv4,
             },
         ),
@@ -92,22 +89,25 @@ def datasource_definitions(
                     "datasourceUid": PROMETHEUS_UID,
                     "spanStartTimeShift": "-5m",
                     "spanEndTimeShift": "5m",
-                    "tags": [{"key": "service.name", "value": "service"}],
+                    # Span metrics made by the collector's span-metrics connector, from every span.
+                    "tags": [{"key": "service.name", "value": "service_name"}],
                     "queries": [
                         {
                             "name": "Request rate",
-                            "query": "sum by (span_name) (rate(traces_spanmetrics_calls_total{$__tags}[5m]))",
+                            "query": "sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags}[5m]))",
                         },
                         {
                             "name": "Error rate",
-                            "query": 'sum by (span_name) (rate(traces_spanmetrics_calls_total{$__tags, status_code="STATUS_CODE_ERROR"}[5m]))',
+                            "query": 'sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags, status_code="STATUS_CODE_ERROR"}[5m]))',
                         },
                         {
                             "name": "p95 latency",
-                            "query": "histogram_quantile(0.95, sum by (le, span_name) (rate(traces_spanmetrics_latency_bucket{$__tags}[5m])))",
+                            "query": "histogram_quantile(0.95, sum by (le, span_name) (rate(traces_span_metrics_duration_seconds_bucket{$__tags}[5m])))",
                         },
                     ],
                 },
+                # The service map reads traces_service_graph_request_total, ..._failed_total and
+                # ..._server_seconds, which the collector's service-graph connector writes there.
                 "serviceMap": {"datasourceUid": PROMETHEUS_UID},
                 "nodeGraph": {"enabled": True},
                 "search": {"hide": False},

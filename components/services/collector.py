@@ -58,6 +58,49 @@ QUEUE_OWNER = "10001:10001"
 QUEUE_STORAGE = "file_storage/queue"
 QUEUE_BYTES = 1024**3
 
+# What one collector process runs. ALL: the docker stack and a single aws task, both jobs in one.
+# When the collector scales out, INGEST (behind the load balancer) routes spans by trace id to the
+# SAMPLER tier, so every span of a trace meets in one sampler (tail sampling and the service graph
+# need the whole trace).
+ALL = "all"
+INGEST = "ingest"
+SAMPLER = "sampler"
+TIERS = (ALL, INGEST, SAMPLER)
+SAMPLER_NAME = "collector-sampler"
+
+# Tail sampling holds a trace in memory from its first span until its decision: DECISION_WAIT at
+# most, or DECISION_WAIT_AFTER_ROOT once the root span (which ends last) has arrived. SDKs export a
+# span up to 5 s after it ends, so a slow trace must end within DECISION_WAIT - 5 s of its first span
+# to be judged whole (the bound settings.py puts on traceSlowThreshold).
+DECISION_WAIT_SECONDS = 10
+DECISION_WAIT_AFTER_ROOT_SECONDS = 2
+# Traces held at once: a quarter of the container's memory at 16 KiB a trace (ten to twenty
+# spans). When full, intake waits for decisions to free space (block_on_overflow) instead of
+# evicting undecided traces, so pressure reaches the memory limiter and the senders as a retryable
+# refusal. Throughput per collector is then at most pending / DECISION_WAIT_AFTER_ROOT traces a
+# second (a 512 MiB collector: 8192 held, about 4000 traces/s).
+PENDING_TRACES_MEMORY_SHARE = 4
+TRACE_KIB = 16
+
+
+def pending_traces(container_memory_mb: int) -> int:
+    return container_memory_mb * 1024 // PENDING_TRACES_MEMORY_SHARE // TRACE_KIB
+
+
+# Trace ids remembered after a decision, so late spans follow their trace (upstream advises an
+# order of magnitude above num_traces).
+DECISION_CACHE_FACTOR = 10
+# Series made from spans carry the identity of the collector process that made them, so the
+# series of several samplers never collide in the metrics store. The span-metrics connector adds
+# collector.instance.id itself (feature gate connector.spanmetrics.includeCollectorInstanceID,
+# beta, on by default at 0.159); the service-graph connector does not, so its series get the host
+# name the kernel gives the process (resourcedetection's system detector, hostname source os):
+# per container on Docker, per task on Fargate. host.name in OTEL_RESOURCE_ATTRIBUTES (the env
+# detector, asked first) overrides it where several collectors share one host.
+INSTANCE_ATTRIBUTE = "collector.instance.id"
+INSTANCE_DETECTION = "resource_detection/collector_host"
+INSTANCE_LABEL = f"resource/{INSTANCE_ATTRIBUTE}"
+
 # Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
 # path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
 HEALTH_PATHS = ("/health", "/healthz", "/healthcheck", "/ready", "/readyz", "/livez", "/ping", "/metrics")
@@ -120,11 +163,75 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _tail_sampling(settings: Settings) -> dict[str, Any]:
+    """Keep every trace with an error, every trace slower than traceSlowThreshold, and
+    traceSamplingPercentage of the rest (a trace is kept when any policy keeps it)."""
+    pending = pending_traces(settings.memory_mb(NAME))
+    return {
+        "decision_wait": f"{DECISION_WAIT_SECONDS}s",
+        "decision_wait_after_root_received": f"{DECISION_WAIT_AFTER_ROOT_SECONDS}s",
+        "num_traces": pending,
+        "block_on_overflow": True,
+        "decision_cache": {"sampled_cache_size": DECISION_CACHE_FACTOR * pending, "non_sampled_cache_size": DECISION_CACHE_FACTOR * pending},
+        "policies": [
+            {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+            {"name": "slow", "type": "latency", "latency": {"threshold_ms": settings.trace_slow_threshold_ms}},
+            {"name": "share-of-the-rest", "type": "probabilistic", "probabilistic": {"sampling_percentage": settings.trace_sampling_percentage}},
+        ],
+    }
+
+
+# Connectors that turn every span into metrics, before sampling. Names as produced (checked with the
+# built collector and Prometheus 3.14): traces_span_metrics_calls_total,
+# traces_span_metrics_duration_seconds_bucket, traces_service_graph_request_total,
+# traces_service_graph_request_failed_total, traces_service_graph_request_server_seconds_bucket
+# (the names Grafana's Tempo data source reads for its service map).
+SPAN_METRICS = "span_metrics"
+SERVICE_GRAPH = "service_graph"
+# Fans the prepared spans out to the connectors and to the sampling pipeline.
+TO_SAMPLING = "forward/sampling"
+SPAN_SERIES_WRITER = "prometheus_remote_write/spans"
+METRICS_WRITERS = ("prometheus_remote_write", SPAN_SERIES_WRITER)
+
+
+def _span_connectors() -> dict[str, Any]:
+    return {
+        SPAN_METRICS: {
+            # Seconds, as the semantic conventions (and the stable HTTP metrics) measure durations.
+            "histogram": {"unit": "s"},
+            "exemplars": {"enabled": True},
+            # Cumulative counters, written every 15 s; series of a span name nobody calls for
+            # 5 minutes are dropped, so the connector's memory stays bounded.
+            "metrics_flush_interval": "15s",
+            "metrics_expiration": "5m",
+            "aggregation_cardinality_limit": 5000,
+        },
+        SERVICE_GRAPH: {
+            # A call to something that sends no spans (a database) is an edge to a virtual node
+            # named after the first of these attributes (old and stable database conventions).
+            "virtual_node_peer_attributes": ["peer.service", "db.system.name", "db.system", "db.name"],
+            "dimensions": ["deployment.environment.name"],
+            "store": {"ttl": "10s", "max_items": 10000},
+            "metrics_flush_interval": "15s",
+        },
+        TO_SAMPLING: {},
+    }
+
+
 def render_collector_config(
-    settings: Settings, hosts: dict[str, str], metrics: Optional[MetricsStore] = None
+    settings: Settings,
+    hosts: dict[str, str],
+    metrics: Optional[MetricsStore] = None,
+    tier: str = ALL,
+    sampler_host: Optional[str] = None,
 ) -> dict[str, Any]:
-    """The collector config for one stack. hosts maps service name -> address on the service network;
-    metrics, when the platform made one, is the managed store metrics go to instead of Prometheus."""
+    """The collector config for one stack and tier. hosts maps service name -> address on the service
+    network; metrics, when the platform made one, is the managed store metrics go to instead of
+    Prometheus; sampler_host (INGEST only) is the name that resolves to every sampler instance."""
+    if tier not in TIERS:
+        raise ValueError(f"tier {tier!r}; allowed: {', '.join(TIERS)}")
+    if (tier == INGEST) != (sampler_host is not None):
+        raise ValueError("sampler_host is required for the ingest tier and only there")
     tempo_endpoint = f"{hosts[tempo.NAME]}:{tempo.OTLP_GRPC.container_port}"
     loki_endpoint = f"http://{hosts[loki.NAME]}:{loki.HTTP.container_port}/otlp"
     prometheus_endpoint = f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write"
@@ -172,7 +279,20 @@ def render_collector_config(
                 ]
             },
             "resource/metric_labels": {"attributes": [{"pattern": NOISY_RESOURCE_ATTRIBUTES, "action": "delete"}]},
-            "probabilistic_sampler": {"sampling_percentage": settings.trace_sampling_percentage},
+            "tail_sampling": _tail_sampling(settings),
+            INSTANCE_DETECTION: {
+                "detectors": ["env", "system"],
+                "system": {
+                    "hostname_sources": ["os"],
+                    "resource_attributes": {"host.name": {"enabled": True}, "os.type": {"enabled": False}},
+                },
+            },
+            INSTANCE_LABEL: {
+                "attributes": [
+                    {"key": INSTANCE_ATTRIBUTE, "from_attribute": "host.name", "action": "upsert"},
+                    {"key": "host.name", "action": "delete"},
+                ]
+            },
             # Metrics only: the remote-write exporter keeps its own in-memory queue.
             "batch": {},
         },
@@ -216,16 +336,29 @@ def render_collector_config(
                 },
             },
             "pipelines": {
+                # Spans are filtered, scrubbed and labelled first, then fanned out: to the metrics
+                # connectors (every span) and to tail sampling (what reaches Tempo).
                 "traces": {
                     "receivers": ["otlp"],
-                    "processors": [
-                        "memory_limiter",
-                        "filter/health",
-                        "attributes/scrub",
-                        "resource",
-                        "probabilistic_sampler",
-                    ],
+                    "processors": ["memory_limiter", "filter/health", "attributes/scrub", "resource"],
+                    "exporters": [SPAN_METRICS, SERVICE_GRAPH, TO_SAMPLING],
+                },
+                "traces/sampling": {
+                    "receivers": [TO_SAMPLING],
+                    "processors": ["memory_limiter", "tail_sampling"],
                     "exporters": ["otlp_grpc/tempo"],
+                },
+                # Span metrics keep the span's resource (service, namespace, environment) as labels,
+                # like app metrics; the service graph's series have no resource of their own.
+                "metrics/span_metrics": {
+                    "receivers": [SPAN_METRICS],
+                    "processors": ["memory_limiter", "resource/metric_labels", "batch"],
+                    "exporters": [SPAN_SERIES_WRITER],
+                },
+                "metrics/service_graph": {
+                    "receivers": [SERVICE_GRAPH],
+                    "processors": ["memory_limiter", INSTANCE_DETECTION, INSTANCE_LABEL, "batch"],
+                    "exporters": [SPAN_SERIES_WRITER],
                 },
                 "metrics": {
                     "receivers": ["otlp"],
@@ -240,9 +373,22 @@ def render_collector_config(
             },
         },
     }
+    config["connectors"] = _span_connectors()
+    _add_span_series_writer(config)
+    if tier == INGEST:
+        assert sampler_host is not None
+        _route_traces_to_samplers(config, sampler_host)
+    elif tier == SAMPLER:
+        _sample_only(config)
     if settings.otlp_require_token:
+        # The sampler tier demands the same token; the ingest tier sends it (bearertokenauth is
+        # a client authenticator too).
         _require_bearer_token(config)
-        _join_browser_ingest(config, browser_ingest(settings))
+        if tier == INGEST:
+            _send_bearer_token_to_samplers(config)
+        if tier != SAMPLER:
+            # Web pages send to the tier behind the load balancer, as server SDKs do.
+            _join_browser_ingest(config, browser_ingest(settings))
     if metrics is not None:
         _write_metrics_with_sigv4(config, metrics)
     return config
@@ -330,11 +476,75 @@ def _join_browser_ingest(config: dict[str, Any], ingest: dict[str, Any]) -> None
         pipelines[signal]["receivers"].append(BROWSER_FORWARD)
 
 
+def _add_span_series_writer(config: dict[str, Any]) -> None:
+    """Span metrics keep the app's resource, so every sampler would also write the app's target_info
+    series, each with its own timestamps: out of order for the store (seen with two samplers in
+    tests/test_sampling.py). The series carry the resource as labels already."""
+    config["exporters"][SPAN_SERIES_WRITER] = {**config["exporters"]["prometheus_remote_write"], "target_info": {"enabled": False}}
+
+
+LOAD_BALANCING = "load_balancing/samplers"
+
+
+def _route_traces_to_samplers(config: dict[str, Any], sampler_host: str) -> None:
+    """Ingest: prepared spans go, by trace id, to the sampler that owns the trace; the samplers make
+    the span metrics, the service graph and the sampling decision. Metrics and logs go on as before."""
+    # The persistent queue and the retries sit in front of the routing: a request is on disk before
+    # the sender gets its answer, and stays there until a sampler took it. The per-sampler OTLP
+    # exporter keeps no queue of its own, so a failure reaches the persistent queue
+    # (loadbalancingexporter README, "resilience and scaling considerations").
+    config["exporters"][LOAD_BALANCING] = _reliable(
+        {
+            "routing_key": "traceID",
+            "protocol": {
+                "otlp": {
+                    "tls": {"insecure": True},
+                    "timeout": "5s",
+                    "sending_queue": {"enabled": False},
+                    "retry_on_failure": {"enabled": False},
+                }
+            },
+            # Every sampler instance answers on one service-discovery name (an A record per task).
+            "resolver": {"dns": {"hostname": sampler_host, "port": str(OTLP_GRPC.container_port), "interval": "5s"}},
+        }
+    )
+    pipelines = config["service"]["pipelines"]
+    pipelines["traces"]["exporters"] = [LOAD_BALANCING]
+    for name in ("traces/sampling", "metrics/span_metrics", "metrics/service_graph"):
+        del pipelines[name]
+    del config["connectors"]
+    del config["exporters"]["otlp_grpc/tempo"]
+    del config["exporters"][SPAN_SERIES_WRITER]
+    for name in ("tail_sampling", INSTANCE_DETECTION, INSTANCE_LABEL):
+        del config["processors"][name]
+
+
+def _send_bearer_token_to_samplers(config: dict[str, Any]) -> None:
+    config["exporters"][LOAD_BALANCING]["protocol"]["otlp"]["auth"] = {"authenticator": "bearertokenauth"}
+
+
+def _sample_only(config: dict[str, Any]) -> None:
+    """Sampler: takes the ingest tier's spans (already filtered, scrubbed and labelled) on OTLP gRPC
+    inside the service network; makes the span metrics and the service graph from every span, keeps
+    what tail sampling keeps, and queues it on disk toward Tempo."""
+    config["receivers"]["otlp"]["protocols"] = {"grpc": config["receivers"]["otlp"]["protocols"]["grpc"]}
+    pipelines = config["service"]["pipelines"]
+    pipelines["traces"]["processors"] = ["memory_limiter"]
+    for name in ("metrics", "logs"):
+        del pipelines[name]
+    del config["exporters"]["otlp_http/loki"]
+    del config["exporters"]["prometheus_remote_write"]
+    for name in ("filter/health", "attributes/scrub", "resource"):
+        del config["processors"][name]
+
+
 def _write_metrics_with_sigv4(config: dict[str, Any], metrics: MetricsStore) -> None:
     """Remote write to the managed store, signed with the task role's credentials."""
     config["extensions"]["sigv4auth"] = {"region": metrics.region, "service": "aps"}
-    exporter = config["exporters"]["prometheus_remote_write"]
-    exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
+    for name in METRICS_WRITERS:
+        if name in config["exporters"]:
+            exporter = config["exporters"][name]
+            exporter["http"] = {**exporter["http"], "endpoint": metrics.remote_write_url, "auth": {"authenticator": "sigv4auth"}}
     config["service"]["extensions"].append("sigv4auth")
 
 
@@ -347,6 +557,27 @@ def _require_bearer_token(config: dict[str, Any]) -> None:
     config["service"]["extensions"].append("bearertokenauth")
 
 
+def _collector_spec(
+    settings: Settings, name: str, config_yaml: pulumi.Input[str], secrets: tuple[SecretValue, ...], ports: tuple[Port, ...]
+) -> ServiceSpec:
+    """Either tier: the same image, memory and queue volume."""
+    return ServiceSpec(
+        name=name,
+        image=settings.image(NAME),
+        memory_mb=settings.memory_mb(NAME),
+        command=(f"--config={CONFIG_PATH}",),
+        ports=ports,
+        files=(ConfigFile(CONFIG_PATH, config_yaml),),
+        env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
+        secrets=secrets,
+        stateless=True,
+        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
+        # FROM scratch: no shell, nothing to run a health check with. Checked from outside on
+        # the health port instead.
+        health=None,
+    )
+
+
 class Collector(pulumi.ComponentResource):
     def __init__(
         self,
@@ -356,9 +587,15 @@ class Collector(pulumi.ComponentResource):
         depends_on: tuple[RunningService, ...] = (),
         metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
+        tier: str = ALL,
     ):
+        """tier ALL or INGEST: the OTLP entry point (INGEST sends spans on to the sampler tier at
+        hosts[SAMPLER_NAME]); see CollectorSampler for the other tier."""
         super().__init__("observability:components:Collector", NAME, None, opts)
-        self.config_yaml = render_when_known(lambda m: to_yaml(render_collector_config(settings, hosts, m)), metrics_store)
+        sampler_host = hosts[SAMPLER_NAME] if tier == INGEST else None
+        self.config_yaml = render_when_known(
+            lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=tier, sampler_host=sampler_host)), metrics_store
+        )
         ports = settings.host_ports
         self.bearer_token: pulumi.Output[str] | None = None
         secrets: tuple[SecretValue, ...] = ()
@@ -366,11 +603,11 @@ class Collector(pulumi.ComponentResource):
             token = random.RandomPassword("otlp-bearer-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self))
             self.bearer_token = pulumi.Output.secret(token.result)
             secrets = (SecretValue(BEARER_TOKEN_ENV, self.bearer_token),)
-        spec = ServiceSpec(
-            name=NAME,
-            image=settings.image(NAME),
-            memory_mb=settings.memory_mb(NAME),
-            command=(f"--config={CONFIG_PATH}",),
+        spec = _collector_spec(
+            settings,
+            NAME,
+            self.config_yaml,
+            secrets,
             ports=(
                 Port(
                     OTLP_GRPC.name,
@@ -392,16 +629,33 @@ class Collector(pulumi.ComponentResource):
                 Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
                 METRICS,
             ),
-            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
-            env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
-            secrets=secrets,
-            stateless=True,
-            volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
-            # FROM scratch: no shell, nothing to run a health check with. Checked from outside
-            # on the health port instead.
-            health=None,
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.otlp_grpc_endpoint = self.service.external_urls[OTLP_GRPC.name]
         self.otlp_http_endpoint = self.service.external_urls[OTLP_HTTP.name]
         self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint})
+
+
+class CollectorSampler(pulumi.ComponentResource):
+    """The sampler tier: what the stack runs beside the ingest tier where the collector may scale
+    out. Reached only inside the service network, on OTLP gRPC, by the ingest collectors."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        platform: Platform,
+        hosts: dict[str, str],
+        depends_on: tuple[RunningService, ...] = (),
+        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
+        bearer_token: Optional[pulumi.Output[str]] = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """bearer_token: the ingest tier's token, which the sampler demands where otlpRequireToken is on."""
+        super().__init__("observability:components:CollectorSampler", SAMPLER_NAME, None, opts)
+        self.config_yaml = render_when_known(
+            lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=SAMPLER)), metrics_store
+        )
+        secrets = (SecretValue(BEARER_TOKEN_ENV, bearer_token),) if bearer_token is not None else ()
+        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS))
+        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.register_outputs({"host": self.service.internal_host})

@@ -24,6 +24,8 @@ HTTP = Port("http", 9090)
 DATA_DIR = "/prometheus"
 CONFIG_PATH = "/etc/prometheus/prometheus.yml"
 COLLECTOR_JOB = "otel-collector"
+# The collector's sampler tier, where the collector scales out (components/services/collector.py).
+COLLECTOR_SAMPLER_JOB = "otel-collector-sampler"
 
 
 def prometheus_args(agent: bool = False) -> tuple[str, ...]:
@@ -42,7 +44,7 @@ def prometheus_args(agent: bool = False) -> tuple[str, ...]:
 
 def _targets(settings: Settings, job: str, target: str) -> dict[str, Any]:
     host, port = target.rsplit(":", 1)
-    if job == COLLECTOR_JOB and settings.aws is not None and settings.aws.collector_max_tasks > 1:
+    if job in (COLLECTOR_JOB, COLLECTOR_SAMPLER_JOB) and settings.aws is not None and settings.aws.collector_max_tasks > 1:
         # The collector scales out behind one service-discovery name with an A record per task:
         # resolve it every 30 s and scrape each task, not whichever one the name points at.
         return {"dns_sd_configs": [{"names": [host], "type": "A", "port": int(port), "refresh_interval": "30s"}]}

@@ -1,4 +1,4 @@
-"""Tempo: traces, and span metrics / service graphs written to Prometheus."""
+"""Tempo: the traces the collector keeps."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from components.platforms.spec import (
     ConfigFile,
     DataVolume,
     HealthCheck,
-    MetricsStore,
     ObjectStore,
     Platform,
     Port,
-    RunningService,
     ServiceSpec,
     render_when_known,
 )
-from components.services import prometheus
 from components.settings import Settings
 from components.yamltext import to_yaml
 
@@ -39,22 +36,12 @@ def _trace_storage(store: Optional[ObjectStore]) -> dict[str, Any]:
     return {"backend": "s3", "wal": wal, "s3": {"bucket": store.bucket, "endpoint": store.endpoint, "region": store.region}}
 
 
-def _remote_write(hosts: dict[str, str], metrics: Optional[MetricsStore]) -> dict[str, Any]:
-    if metrics is None:
-        return {"url": f"http://{hosts[prometheus.NAME]}:{prometheus.HTTP.container_port}/api/v1/write", "send_exemplars": True}
-    # Signed with the task role's credentials (Prometheus's remote-write sigv4 client).
-    return {"url": metrics.remote_write_url, "sigv4": {"region": metrics.region}}
-
-
-def render_tempo_config(
-    settings: Settings,
-    hosts: dict[str, str],
-    store: Optional[ObjectStore] = None,
-    metrics: Optional[MetricsStore] = None,
-) -> dict[str, Any]:
-    """Tempo 3 single binary (target all: distributor, live-store, querier, backend scheduler/worker,
-    metrics generator). No Kafka in this mode; 2.x blocks such as ingester/compactor are refused.
-    Blocks go to the object store when the platform gives one, else to the local volume."""
+def render_tempo_config(settings: Settings, store: Optional[ObjectStore] = None) -> dict[str, Any]:
+    """Tempo 3 single binary (target all: distributor, live-store, querier, backend scheduler/worker).
+    No Kafka in this mode; 2.x blocks such as ingester/compactor are refused. Blocks go to the object
+    store when the platform gives one, else to the local volume. No metrics generator: span metrics
+    and the service graph are made by the collector from every span, before sampling, where Tempo
+    would only see the sampled share."""
     retention = settings.tempo_retention.go_duration
     single_ring = {"kvstore": {"store": "inmemory"}, "instance_addr": "127.0.0.1"}
     return {
@@ -84,25 +71,9 @@ def render_tempo_config(
         # carry the same value so no layer disagrees.
         "backend_scheduler": {"provider": {"compaction": {"compaction": {"block_retention": retention}}}},
         "backend_worker": {"compaction": {"block_retention": retention}},
-        "metrics_generator": {
-            "registry": {
-                "external_labels": {
-                    "source": "tempo",
-                    "service_namespace": settings.service_namespace,
-                    "deployment_environment_name": settings.environment,
-                }
-            },
-            "storage": {
-                "path": f"{DATA_DIR}/generator/wal",
-                "remote_write": [_remote_write(hosts, metrics)],
-            },
-        },
         "storage": {"trace": _trace_storage(store)},
         "overrides": {
-            "defaults": {
-                "metrics_generator": {"processors": ["service-graphs", "span-metrics"]},
-                "compaction": {"block_retention": retention},
-            }
+            "defaults": {"compaction": {"block_retention": retention}}
         },
         "usage_report": {"reporting_enabled": False},
     }
@@ -113,16 +84,11 @@ class Tempo(pulumi.ComponentResource):
         self,
         settings: Settings,
         platform: Platform,
-        hosts: dict[str, str],
-        depends_on: tuple[RunningService, ...] = (),
-        metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Tempo", NAME, None, opts)
         store = platform.object_store(NAME, settings.tempo_retention.hours, parent=self)
-        self.config_yaml = render_when_known(
-            lambda s, m: to_yaml(render_tempo_config(settings, hosts, s, m)), store, metrics_store
-        )
+        self.config_yaml = render_when_known(lambda s: to_yaml(render_tempo_config(settings, s)), store)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
@@ -134,5 +100,5 @@ class Tempo(pulumi.ComponentResource):
             # Distroless image: the binary's own probe of /ready.
             health=HealthCheck(("/tempo", "-health")),
         )
-        self.service = platform.run(spec, parent=self, depends_on=depends_on)
+        self.service = platform.run(spec, parent=self)
         self.register_outputs({"url": self.service.internal_url(HTTP)})

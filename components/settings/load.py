@@ -52,6 +52,10 @@ _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 _PAGERDUTY_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
 _SMTP_HOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
+# A slow trace must end within the tail sampler's decision wait (10 s) less the 5 s an SDK may take
+# to export its last span (components/services/collector.py): beyond that it would be judged unfinished.
+SLOW_THRESHOLD_MAX_MS = 5000
+
 # Keys whose values are credentials: they must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword", "grafanaDatabaseUrl")
 
@@ -90,6 +94,7 @@ def load_settings(
         for store in ("prometheus", "tempo", "loki")
     }
     sampling = reader.percentage("traceSamplingPercentage")
+    slow_threshold_ms = reader.short_duration_ms("traceSlowThreshold", maximum_ms=SLOW_THRESHOLD_MAX_MS)
     origins = reader.origins("corsAllowedOrigins")
     admin_user = reader.pattern("grafanaAdminUser", _GRAFANA_USER, "1 to 64 letters, digits or . _ @ -")
     role = reader.choice("grafanaAnonymousRole", ANONYMOUS_ROLES, refused={"Admin": "anonymous visitors must never be Admin"})
@@ -172,6 +177,7 @@ def load_settings(
         tempo_retention=retention["tempo"],
         loki_retention=retention["loki"],
         trace_sampling_percentage=sampling,
+        trace_slow_threshold_ms=slow_threshold_ms,
         cors_allowed_origins=origins,
         grafana_admin_user=admin_user,
         grafana_anonymous_role=None if role == "none" else role,

@@ -184,6 +184,8 @@ class Settings:
     tempo_retention: Retention
     loki_retention: Retention
     trace_sampling_percentage: float
+    # Traces longer than this are always kept, like traces with an error.
+    trace_slow_threshold_ms: int
     cors_allowed_origins: tuple[str, ...]
     grafana_admin_user: str
     grafana_anonymous_role: Optional[str]

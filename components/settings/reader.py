@@ -44,6 +44,8 @@ _RETENTION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[hdw])$")
 # 9223372036854775807 ns, 2562047 whole hours.
 MAX_RETENTION_HOURS = 2562047
 _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
+_SHORT_DURATION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>ms|s)$")
+_MS_PER_UNIT = {"ms": 1, "s": 1000}
 EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -245,6 +247,19 @@ class ConfigReader:
         elif whole_days and hours % 24:
             self.problem(key, f"{value!r} is not a whole number of days (the index period is 24h); allowed: e.g. 7d, 744h")
         return Retention(hours=hours)
+
+    def short_duration_ms(self, key: str, maximum_ms: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            return maximum_ms
+        match = _SHORT_DURATION.match(value)
+        if not match:
+            self.problem(key, f"{value!r} is not a duration; allowed: a whole number followed by ms or s (e.g. 500ms, 2s)")
+            return maximum_ms
+        ms = int(match.group("count")) * _MS_PER_UNIT[match.group("unit")]
+        if ms > maximum_ms:
+            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms (the sampler decides within 10s of a trace's first span)")
+        return ms
 
     def percentage(self, key: str) -> float:
         value = self.raw(key)

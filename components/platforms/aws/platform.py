@@ -22,11 +22,19 @@ from components.platforms.aws.storage import ServiceBucket, ServiceBucketArgs
 from components.platforms.aws.waf import BrowserRateLimit
 from components.platforms.spec import MetricsStore, ObjectStore, Port, RunningService, ServiceSpec, resolved_when
 from components.services.collector import BROWSER_PATH_PREFIX
+from components.services.collector import NAME as COLLECTOR
+from components.services.collector import SAMPLER_NAME as COLLECTOR_SAMPLER
+from components.services.tempo import NAME as TEMPO
 from components.settings import AwsSettings, Settings
 
 
 class AwsPlatform(pulumi.ComponentResource):
     """Network, cluster, load balancer and service discovery; run() adds one Fargate service."""
+
+    # Where the collector scales out, its sampler tier runs as a service of its own: its own
+    # discovery name (an A record per task, which the ingest tier's DNS resolver follows), tasks
+    # and CPU scaling, sized like the ingest collectors.
+    runs_collector_sampler_tier = True
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:platform:Aws", "aws", None, opts)
@@ -126,7 +134,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 prefix=self._prefix,
                 region=self._aws.region,
                 retention_hours=retention_hours,
-                task_role=self._roles.of(service, parent),
+                task_role=self._roles.of(service, self._role_parent(service, parent)),
                 retain=self._aws.retain_data,
             ),
             moved_from_parent=parent,
@@ -168,7 +176,7 @@ class AwsPlatform(pulumi.ComponentResource):
             FargateServiceArgs(
                 spec=spec,
                 cluster=self._shared,
-                cpu_units=self._aws.cpu[name],
+                cpu_units=self._aws.cpu[COLLECTOR if name == COLLECTOR_SAMPLER else name],
                 task_role=self._roles.of(name, parent),
                 min_tasks=minimum,
                 max_tasks=maximum,
@@ -189,9 +197,14 @@ class AwsPlatform(pulumi.ComponentResource):
             resources=(service,),
         )
 
+    def _role_parent(self, service: str, parent: pulumi.Resource) -> pulumi.Resource:
+        """Tempo's role stays where the metrics workspace made it while Tempo remote-wrote span
+        metrics (under the platform, with amp): deployed stacks keep the same role."""
+        return self if service == TEMPO and self._aws.metrics_backend == "amp" else parent
+
     def _task_counts(self, spec: ServiceSpec) -> tuple[int, int]:
         if not spec.stateless:
             return 1, 1
-        if spec.name == "collector":
+        if spec.name in (COLLECTOR, COLLECTOR_SAMPLER):
             return self._aws.collector_min_tasks, self._aws.collector_max_tasks
         return 1, 1
