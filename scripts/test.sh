@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Needs Python 3.11+ and Go 1.25+: the collector, Prometheus, promtool and
-# actionlint are built from Go modules at pinned versions, cached after the first build. The
-# browser test also needs Node.js 20+ with npm and Debian's chromium. No Docker, no Pulumi CLI.
-# Extra arguments go to pytest.
+# actionlint are built from Go modules at pinned versions, cached after the first build; the
+# browser test's Debian chromium is installed when missing (as root, with apt), its npm packages
+# from the lock files (Node.js 20+ with npm). No Docker, no Pulumi CLI. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,19 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+
+# The browser test drives Debian's chromium: no tool downloads a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium for the browser test" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "chromium is missing: sudo apt-get install chromium (the browser test drives /usr/bin/chromium)" >&2
+    exit 1
+  fi
+fi
+command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ with npm (the browser test's packages)" >&2; exit 1; }
 
 # The sample web frontend and the browser driver (tests/test_browser.py): npm ci only when a lock
 # file changed since the last install (node_modules/ is ignored by git and kept between runs).
