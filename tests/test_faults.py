@@ -24,7 +24,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from components.services.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE, pending_traces
+from components.services.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE
+from components.services.collector_sampling import pending_traces
 from tests.conftest import report
 from tests.processes import Collector, anonymous_rss_bytes, poll
 from tests.stand_ins import LogStore, TraceStore

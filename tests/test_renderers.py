@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from components.services import collector, grafana, loki, prometheus, tempo
+from components.services import collector, collector_sampling, grafana, loki, prometheus, tempo
 from components.services.collector import render_collector_config
 from components.services.loki import render_loki_config
 from components.services.prometheus import prometheus_args, render_prometheus_config
@@ -120,12 +120,12 @@ def test_tail_sampling_keeps_errors_slow_traces_and_a_share_of_the_rest_with_bou
     assert policies["errors"]["status_code"] == {"status_codes": ["ERROR"]}
     assert policies["slow"]["latency"] == {"threshold_ms": settings.trace_slow_threshold_ms}
     assert policies["share-of-the-rest"]["probabilistic"] == {"sampling_percentage": settings.trace_sampling_percentage}
-    assert sampling["num_traces"] == collector.pending_traces(settings.memory_mb("collector")) and sampling["block_on_overflow"] is True
+    assert sampling["num_traces"] == collector_sampling.pending_traces(settings.memory_mb("collector")) and sampling["block_on_overflow"] is True
     # Held traces take at most a quarter of the container at 16 KiB each.
     assert sampling["num_traces"] * 16 * 1024 <= settings.memory_mb("collector") * 2**20 // 4
-    assert sampling["decision_wait"] == f"{collector.DECISION_WAIT_SECONDS}s"
+    assert sampling["decision_wait"] == f"{collector_sampling.DECISION_WAIT_SECONDS}s"
     # The slowest trace kept as slow still ends (plus the SDK's export delay) within the wait.
-    assert settings.trace_slow_threshold_ms + 5000 <= collector.DECISION_WAIT_SECONDS * 1000
+    assert settings.trace_slow_threshold_ms + 5000 <= collector_sampling.DECISION_WAIT_SECONDS * 1000
 
 
 def test_ingest_tier_routes_spans_by_trace_id_to_the_sampler_tier_through_its_persistent_queue(settings):

@@ -20,14 +20,37 @@ from components.platforms.spec import (
     render_when_known,
 )
 from components.services import loki, prometheus, tempo
+from components.services.collector_browser import (
+    BROWSER_LOGS_PATH,
+    BROWSER_OTLP,
+    BROWSER_TRACES_PATH,
+    browser_ingest,
+    join_browser_ingest,
+)
+from components.services.collector_sampling import (
+    ALL,
+    INGEST,
+    INSTANCE_ATTRIBUTE,
+    INSTANCE_DETECTION,
+    INSTANCE_LABEL,
+    METRICS_WRITERS,
+    SAMPLER,
+    SAMPLER_NAME,
+    SERVICE_GRAPH,
+    SPAN_METRICS,
+    SPAN_SERIES_WRITER,
+    TIERS,
+    TO_SAMPLING,
+    add_span_series_writer,
+    span_connectors,
+    tail_sampling,
+)
 from components.settings import Settings
 from components.yamltext import to_yaml
 
 NAME = "collector"
 OTLP_GRPC = Port("otlp-grpc", 4317)
 OTLP_HTTP = Port("otlp-http", 4318)
-# Browsers on prod: OTLP/HTTP without a token (a web page keeps no secret), on a port of its own.
-BROWSER_OTLP = Port("otlp-browser", 4319)
 HEALTH = Port("health", 13133)
 METRICS = Port("metrics", 8888)
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
@@ -36,21 +59,6 @@ BEARER_TOKEN_ENV = "OTLP_BEARER_TOKEN"
 # OTLP/HTTP paths and the gRPC services' path prefix, as a shared HTTPS entry point routes them.
 OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
-# The browser receiver serves these paths itself, so the load balancer routes them unchanged.
-# Traces and logs only: it is in no metrics pipeline, so a metrics request finds no handler (404).
-BROWSER_PATH_PREFIX = "/browser/"
-BROWSER_TRACES_PATH = f"{BROWSER_PATH_PREFIX}v1/traces"
-BROWSER_LOGS_PATH = f"{BROWSER_PATH_PREFIX}v1/logs"
-# A browser batch of a hundred spans is well under this; the limit holds for the decompressed body
-# too (confighttp max_request_body_size; larger requests get 400).
-BROWSER_MAX_BODY_BYTES = 512 * 1024
-# Browsers give way first: their memory limiter refuses data before the servers' one does.
-BROWSER_MEMORY_LIMIT_PERCENTAGE = 60
-BROWSER_MAX_ATTRIBUTES = 64
-BROWSER_MAX_VALUE_CHARS = 1024
-BROWSER_MAX_EVENT_VALUE_CHARS = 4096  # exception.stacktrace
-BROWSER_SIGNALS = ("traces", "logs")
-BROWSER_FORWARD = "forward/browser"
 # The exporters' sending queues live here, so telemetry waiting for a store that is down survives
 # a collector restart. The image runs as 10001 and has no directory of its own for it.
 QUEUE_DIR = "/var/lib/otelcol/file_storage"
@@ -58,48 +66,6 @@ QUEUE_OWNER = "10001:10001"
 QUEUE_STORAGE = "file_storage/queue"
 QUEUE_BYTES = 1024**3
 
-# What one collector process runs. ALL: the docker stack and a single aws task, both jobs in one.
-# When the collector scales out, INGEST (behind the load balancer) routes spans by trace id to the
-# SAMPLER tier, so every span of a trace meets in one sampler (tail sampling and the service graph
-# need the whole trace).
-ALL = "all"
-INGEST = "ingest"
-SAMPLER = "sampler"
-TIERS = (ALL, INGEST, SAMPLER)
-SAMPLER_NAME = "collector-sampler"
-
-# Tail sampling holds a trace in memory from its first span until its decision: DECISION_WAIT at
-# most, or DECISION_WAIT_AFTER_ROOT once the root span (which ends last) has arrived. SDKs export a
-# span up to 5 s after it ends, so a slow trace must end within DECISION_WAIT - 5 s of its first span
-# to be judged whole (the bound settings.py puts on traceSlowThreshold).
-DECISION_WAIT_SECONDS = 10
-DECISION_WAIT_AFTER_ROOT_SECONDS = 2
-# Traces held at once: a quarter of the container's memory at 16 KiB a trace (ten to twenty
-# spans). When full, intake waits for decisions to free space (block_on_overflow) instead of
-# evicting undecided traces, so pressure reaches the memory limiter and the senders as a retryable
-# refusal. Throughput per collector is then at most pending / DECISION_WAIT_AFTER_ROOT traces a
-# second (a 512 MiB collector: 8192 held, about 4000 traces/s).
-PENDING_TRACES_MEMORY_SHARE = 4
-TRACE_KIB = 16
-
-
-def pending_traces(container_memory_mb: int) -> int:
-    return container_memory_mb * 1024 // PENDING_TRACES_MEMORY_SHARE // TRACE_KIB
-
-
-# Trace ids remembered after a decision, so late spans follow their trace (upstream advises an
-# order of magnitude above num_traces).
-DECISION_CACHE_FACTOR = 10
-# Series made from spans carry the identity of the collector process that made them, so the
-# series of several samplers never collide in the metrics store. The span-metrics connector adds
-# collector.instance.id itself (feature gate connector.spanmetrics.includeCollectorInstanceID,
-# beta, on by default at 0.159); the service-graph connector does not, so its series get the host
-# name the kernel gives the process (resourcedetection's system detector, hostname source os):
-# per container on Docker, per task on Fargate. host.name in OTEL_RESOURCE_ATTRIBUTES (the env
-# detector, asked first) overrides it where several collectors share one host.
-INSTANCE_ATTRIBUTE = "collector.instance.id"
-INSTANCE_DETECTION = "resource_detection/collector_host"
-INSTANCE_LABEL = f"resource/{INSTANCE_ATTRIBUTE}"
 
 # Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
 # path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
@@ -160,61 +126,6 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
         # No time limit: a store that is down for an hour must not cost the hour's data. Permanent
         # errors (a rejected payload) are never retried; a full queue refuses new data instead.
         "retry_on_failure": {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": "0s"},
-    }
-
-
-def _tail_sampling(settings: Settings) -> dict[str, Any]:
-    """Keep every trace with an error, every trace slower than traceSlowThreshold, and
-    traceSamplingPercentage of the rest (a trace is kept when any policy keeps it)."""
-    pending = pending_traces(settings.memory_mb(NAME))
-    return {
-        "decision_wait": f"{DECISION_WAIT_SECONDS}s",
-        "decision_wait_after_root_received": f"{DECISION_WAIT_AFTER_ROOT_SECONDS}s",
-        "num_traces": pending,
-        "block_on_overflow": True,
-        "decision_cache": {"sampled_cache_size": DECISION_CACHE_FACTOR * pending, "non_sampled_cache_size": DECISION_CACHE_FACTOR * pending},
-        "policies": [
-            {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
-            {"name": "slow", "type": "latency", "latency": {"threshold_ms": settings.trace_slow_threshold_ms}},
-            {"name": "share-of-the-rest", "type": "probabilistic", "probabilistic": {"sampling_percentage": settings.trace_sampling_percentage}},
-        ],
-    }
-
-
-# Connectors that turn every span into metrics, before sampling. Names as produced (checked with the
-# built collector and Prometheus 3.14): traces_span_metrics_calls_total,
-# traces_span_metrics_duration_seconds_bucket, traces_service_graph_request_total,
-# traces_service_graph_request_failed_total, traces_service_graph_request_server_seconds_bucket
-# (the names Grafana's Tempo data source reads for its service map).
-SPAN_METRICS = "span_metrics"
-SERVICE_GRAPH = "service_graph"
-# Fans the prepared spans out to the connectors and to the sampling pipeline.
-TO_SAMPLING = "forward/sampling"
-SPAN_SERIES_WRITER = "prometheus_remote_write/spans"
-METRICS_WRITERS = ("prometheus_remote_write", SPAN_SERIES_WRITER)
-
-
-def _span_connectors() -> dict[str, Any]:
-    return {
-        SPAN_METRICS: {
-            # Seconds, as the semantic conventions (and the stable HTTP metrics) measure durations.
-            "histogram": {"unit": "s"},
-            "exemplars": {"enabled": True},
-            # Cumulative counters, written every 15 s; series of a span name nobody calls for
-            # 5 minutes are dropped, so the connector's memory stays bounded.
-            "metrics_flush_interval": "15s",
-            "metrics_expiration": "5m",
-            "aggregation_cardinality_limit": 5000,
-        },
-        SERVICE_GRAPH: {
-            # A call to something that sends no spans (a database) is an edge to a virtual node
-            # named after the first of these attributes (old and stable database conventions).
-            "virtual_node_peer_attributes": ["peer.service", "db.system.name", "db.system", "db.name"],
-            "dimensions": ["deployment.environment.name"],
-            "store": {"ttl": "10s", "max_items": 10000},
-            "metrics_flush_interval": "15s",
-        },
-        TO_SAMPLING: {},
     }
 
 
@@ -279,7 +190,7 @@ def render_collector_config(
                 ]
             },
             "resource/metric_labels": {"attributes": [{"pattern": NOISY_RESOURCE_ATTRIBUTES, "action": "delete"}]},
-            "tail_sampling": _tail_sampling(settings),
+            "tail_sampling": tail_sampling(settings, settings.memory_mb(NAME)),
             INSTANCE_DETECTION: {
                 "detectors": ["env", "system"],
                 "system": {
@@ -373,8 +284,8 @@ def render_collector_config(
             },
         },
     }
-    config["connectors"] = _span_connectors()
-    _add_span_series_writer(config)
+    config["connectors"] = span_connectors()
+    add_span_series_writer(config)
     if tier == INGEST:
         assert sampler_host is not None
         _route_traces_to_samplers(config, sampler_host)
@@ -388,99 +299,10 @@ def render_collector_config(
             _send_bearer_token_to_samplers(config)
         if tier != SAMPLER:
             # Web pages send to the tier behind the load balancer, as server SDKs do.
-            _join_browser_ingest(config, browser_ingest(settings))
+            join_browser_ingest(config, browser_ingest(settings, MEMORY_SPIKE_PERCENTAGE))
     if metrics is not None:
         _write_metrics_with_sigv4(config, metrics)
     return config
-
-
-def browser_ingest(settings: Settings) -> dict[str, Any]:
-    """A public route for web pages where server SDKs need a token: its own OTLP/HTTP receiver
-    (no token; CORS only for corsAllowedOrigins; small bodies; traces and logs only) and its own
-    pipelines, which limit what a page may send and then hand it to the main pipelines (forward
-    connector), so browser spans are filtered, scrubbed, sampled and stored like every other.
-    CORS binds browsers only: anything else can post here too, which is why the limits exist."""
-    url_attributes = ("url.full", "http.url")
-    # OTTL functions of the transform processor: limit() keeps at most N attributes,
-    # truncate_all() shortens every string value; query strings and fragments carry tokens.
-    span_statements = [
-        *(f'replace_pattern(span.attributes["{a}"], "[?#].*$", "")' for a in url_attributes),
-        f"limit(span.attributes, {BROWSER_MAX_ATTRIBUTES}, [])",
-        f"truncate_all(span.attributes, {BROWSER_MAX_VALUE_CHARS})",
-    ]
-    resource_statements = [
-        f'limit(resource.attributes, {BROWSER_MAX_ATTRIBUTES}, ["service.name"])',
-        f"truncate_all(resource.attributes, {BROWSER_MAX_VALUE_CHARS})",
-    ]
-    return {
-        "receivers": {
-            "otlp/browser": {
-                "protocols": {
-                    "http": {
-                        "endpoint": f"0.0.0.0:{BROWSER_OTLP.container_port}",
-                        "traces_url_path": BROWSER_TRACES_PATH,
-                        "logs_url_path": BROWSER_LOGS_PATH,
-                        "max_request_body_size": BROWSER_MAX_BODY_BYTES,
-                        "cors": {"allowed_origins": list(settings.cors_allowed_origins), "max_age": 7200},
-                    }
-                }
-            }
-        },
-        "processors": {
-            "memory_limiter/browser": {
-                "check_interval": "1s",
-                "limit_percentage": BROWSER_MEMORY_LIMIT_PERCENTAGE,
-                "spike_limit_percentage": MEMORY_SPIKE_PERCENTAGE,
-            },
-            "transform/browser": {
-                "error_mode": "ignore",
-                "trace_statements": [
-                    {"statements": resource_statements},
-                    {"statements": span_statements},
-                    {"statements": [
-                        f"limit(spanevent.attributes, {BROWSER_MAX_ATTRIBUTES}, [])",
-                        f"truncate_all(spanevent.attributes, {BROWSER_MAX_EVENT_VALUE_CHARS})",
-                    ]},
-                ],
-                "log_statements": [
-                    {"statements": resource_statements},
-                    {"statements": [
-                        f"limit(log.attributes, {BROWSER_MAX_ATTRIBUTES}, [])",
-                        f"truncate_all(log.attributes, {BROWSER_MAX_VALUE_CHARS})",
-                        f"set(log.body, Substring(log.body, 0, {BROWSER_MAX_EVENT_VALUE_CHARS}))"
-                        f" where IsString(log.body) and Len(log.body) > {BROWSER_MAX_EVENT_VALUE_CHARS}",
-                    ]},
-                ],
-            },
-        },
-        "connectors": {BROWSER_FORWARD: {}},
-        "pipelines": {
-            f"{signal}/browser": {
-                "receivers": ["otlp/browser"],
-                "processors": ["memory_limiter/browser", "transform/browser"],
-                "exporters": [BROWSER_FORWARD],
-            }
-            for signal in BROWSER_SIGNALS
-        },
-    }
-
-
-def _join_browser_ingest(config: dict[str, Any], ingest: dict[str, Any]) -> None:
-    """The browser route's components and pipelines join the config; the main traces and logs
-    pipelines take what its pipelines pass on."""
-    for section in ("receivers", "processors", "connectors"):
-        config.setdefault(section, {}).update(ingest[section])
-    pipelines = config["service"]["pipelines"]
-    pipelines.update(ingest["pipelines"])
-    for signal in BROWSER_SIGNALS:
-        pipelines[signal]["receivers"].append(BROWSER_FORWARD)
-
-
-def _add_span_series_writer(config: dict[str, Any]) -> None:
-    """Span metrics keep the app's resource, so every sampler would also write the app's target_info
-    series, each with its own timestamps: out of order for the store (seen with two samplers in
-    tests/test_sampling.py). The series carry the resource as labels already."""
-    config["exporters"][SPAN_SERIES_WRITER] = {**config["exporters"]["prometheus_remote_write"], "target_info": {"enabled": False}}
 
 
 LOAD_BALANCING = "load_balancing/samplers"

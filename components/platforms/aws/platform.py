@@ -21,9 +21,9 @@ from components.platforms.aws.service import Cluster, FargateService, FargateSer
 from components.platforms.aws.storage import ServiceBucket, ServiceBucketArgs
 from components.platforms.aws.waf import BrowserRateLimit
 from components.platforms.spec import MetricsStore, ObjectStore, Port, RunningService, ServiceSpec, resolved_when
-from components.services.collector import BROWSER_PATH_PREFIX
 from components.services.collector import NAME as COLLECTOR
 from components.services.collector import SAMPLER_NAME as COLLECTOR_SAMPLER
+from components.services.collector_browser import BROWSER_PATH_PREFIX
 from components.services.tempo import NAME as TEMPO
 from components.settings import AwsSettings, Settings
 
