@@ -16,8 +16,8 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from components.services.collector import (
-    BEARER_TOKEN_ENV,
+from components.services.collector import BEARER_TOKEN_ENV
+from components.services.collector_browser import (
     BROWSER_LOGS_PATH,
     BROWSER_MAX_ATTRIBUTES,
     BROWSER_MAX_BODY_BYTES,
