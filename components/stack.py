@@ -57,8 +57,7 @@ def dashboard_constants(settings: Settings) -> dict[str, str]:
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
     """Create every service, Grafana's content and alerting; return the stack outputs."""
     hosts = {name: platform.internal_host(name) for name in SERVICES}
-    # A platform that can run the sampler tier says so (AwsPlatform); the others run one collector.
-    tiers = collector_tiers(settings, getattr(platform, "runs_collector_sampler_tier", False))
+    tiers = collector_tiers(settings, platform.runs_collector_sampler_tier)
     if SAMPLER in tiers:
         hosts[SAMPLER_NAME] = platform.internal_host(SAMPLER_NAME)
     # A managed metrics store, where the platform makes one: Prometheus then only scrapes.

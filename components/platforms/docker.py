@@ -14,6 +14,9 @@ _SECRETS_DIR = "/run/secrets"
 class DockerPlatform(pulumi.ComponentResource):
     """One user-defined network; per service an image, named volumes and a container."""
 
+    # One collector container does both jobs on one host.
+    runs_collector_sampler_tier = False
+
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:platform:Docker", "docker", None, opts)
         self._settings = settings

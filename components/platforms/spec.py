@@ -168,6 +168,10 @@ class RunningService:
 
 
 class Platform(Protocol):
+    # The platform can run the collector's sampler tier (its own service, discovery name and
+    # scaling) beside an ingest tier that scales out; where it cannot, one collector does both.
+    runs_collector_sampler_tier: bool
+
     def internal_host(self, service: str) -> str: ...
 
     def external_url(self, port: Port) -> str: ...
