@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 from components.grafana.alerting import Alerting
 from components.grafana.alerts import RuleGroup, read_runbook
@@ -69,7 +70,10 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
     if settings.container_metrics.enabled:
         hosts[cadvisor.NAME] = ContainerMetrics(settings, platform).service.internal_host
     targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
-    metrics = Prometheus(settings, platform, targets, metrics_store=managed)
+    grafana_metrics_password: pulumi.Output[str] = pulumi.Output.secret(
+        random.RandomPassword("grafana-metrics-password", length=32, special=False).result
+    )
+    metrics = Prometheus(settings, platform, targets, grafana_metrics_password, metrics_store=managed)
     traces = Tempo(settings, platform)
     logs = Loki(settings, platform)
     stores = (metrics.service, traces.service, logs.service)
@@ -78,7 +82,7 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         # After the ingest tier, whose token it demands; the ingest tier's queue holds spans on
         # disk until a sampler answers.
         CollectorSampler(settings, platform, hosts, depends_on=stores, metrics_store=managed, bearer_token=ingest.bearer_token)
-    ui = Grafana(settings, platform, depends_on=stores, sigv4_auth=managed is not None)
+    ui = Grafana(settings, platform, grafana_metrics_password, depends_on=stores, sigv4_auth=managed is not None)
     cloud_metrics_region = platform.cloud_metrics(readers=(grafana.NAME,))
     content = GrafanaContent(
         provider=grafana_provider(url=ui.url, auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password)),

@@ -21,13 +21,14 @@ import yaml
 
 from components.services.collector import (
     ALL,
+    BEARER_TOKEN_FILE_ENV,
     INGEST,
     LOAD_BALANCING,
     METRICS_WRITERS,
     QUEUE_STORAGE,
     render_collector_config,
 )
-from components.services.prometheus import prometheus_args, render_prometheus_config
+from components.services.prometheus import GRAFANA_JOB, prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
 
@@ -102,7 +103,7 @@ class Collector:
         tempo: str,
         loki: str,
         prometheus: str,
-        env: Optional[dict[str, str]] = None,
+        token: Optional[str] = None,
         tier: str = ALL,
         samplers: tuple[str, ...] = (),
     ):
@@ -141,7 +142,13 @@ class Collector:
         self.binary = binary
         # Each process its own identity on the service-graph series, as each container or task has its
         # own host name (here all share the machine's).
-        self.env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": f"host.name=collector-{self.otlp_grpc}", **(env or {})}
+        self.env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": f"host.name=collector-{self.otlp_grpc}"}
+        if token is not None:
+            # As the platforms hand it over: a file the collector alone reads, named by a variable.
+            token_file = workdir / "otlp_bearer_token"
+            token_file.write_text(token)
+            token_file.chmod(0o400)
+            self.env[BEARER_TOKEN_FILE_ENV] = str(token_file)
         self.config = config
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
@@ -174,7 +181,10 @@ class Collector:
 class Prometheus:
     """Prometheus running our rendered config and flags, scraping the collector's own metrics."""
 
-    def __init__(self, binary: str, settings: Settings, workdir: Path, collector_metrics: str):
+    def __init__(
+        self, binary: str, settings: Settings, workdir: Path, collector_metrics: str,
+        grafana: Optional[str] = None, grafana_metrics_password: str = "grafana-metrics-password-for-tests",
+    ):
         self.port = free_port()
         targets = {
             "otel-collector": collector_metrics,
@@ -182,9 +192,14 @@ class Prometheus:
             # Not running here: their `up` is 0, which the stack-health panel shows as such.
             "tempo": f"127.0.0.1:{free_port()}",
             "loki": f"127.0.0.1:{free_port()}",
-            "grafana": f"127.0.0.1:{free_port()}",
+            "grafana": grafana or f"127.0.0.1:{free_port()}",
         }
         config = render_prometheus_config(settings, targets)
+        # The file the platform writes to SECRETS_DIR, here in the work directory.
+        password_file = workdir / "grafana_metrics_password"
+        password_file.write_text(grafana_metrics_password)
+        (grafana_job,) = [job for job in config["scrape_configs"] if job["job_name"] == GRAFANA_JOB]
+        grafana_job["basic_auth"]["password_file"] = str(password_file)
         # Seconds, not the stack's interval, so a short test sees several scrapes.
         config["global"]["scrape_interval"] = "1s"
         self.path = workdir / "prometheus.yml"

@@ -21,7 +21,7 @@ import pytest
 
 from components.grafana.content import PROMETHEUS_UID
 from components.grafana.dashboards import load_folders, promql_queries
-from components.services.collector import BEARER_TOKEN_ENV, BROWSER_TRACES_PATH
+from components.services.collector import BROWSER_TRACES_PATH
 from components.settings import Settings
 from tests.conftest import report
 from tests.processes import ROOT, Collector, Prometheus, SampleApp, poll
@@ -120,7 +120,7 @@ def run(request, bundle, otelcol, prometheus_bin, tmp_path_factory) -> Iterator[
     settings = settings_for(stack, **overrides)
     collector = Collector(
         otelcol, settings, workdir, tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp",
-        prometheus="http://placeholder", env={BEARER_TOKEN_ENV: SERVER_TOKEN},
+        prometheus="http://placeholder", token=SERVER_TOKEN,
     )
     prometheus = Prometheus(prometheus_bin, settings, workdir, collector_metrics=f"127.0.0.1:{collector.metrics}").start()
     collector.write_metrics_to(prometheus.remote_write_url)

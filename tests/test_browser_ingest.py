@@ -16,7 +16,6 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from components.services.collector import BEARER_TOKEN_ENV
 from components.services.collector_browser import (
     BROWSER_LOGS_PATH,
     BROWSER_MAX_ATTRIBUTES,
@@ -49,7 +48,7 @@ def prod(otelcol, tmp_path_factory) -> Iterator[Prod]:
     collector = Collector(
         otelcol, settings, tmp_path_factory.mktemp("prod-browser"), tempo=f"127.0.0.1:{tempo.port}",
         loki=f"http://127.0.0.1:{loki.port}/otlp", prometheus=f"http://127.0.0.1:{loki.port}/api/v1/write",
-        env={BEARER_TOKEN_ENV: "server-token"},
+        token="server-token",
     ).start()
     yield Prod(collector, tempo, loki)
     collector.stop()

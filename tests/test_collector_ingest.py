@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from components.services.collector import BEARER_TOKEN_ENV
 from tests.processes import Collector
 from tests.test_settings import settings_for
 
@@ -22,7 +21,7 @@ def start(stack: str, otelcol: str, workdir) -> Collector:
         otelcol, settings_for(stack), workdir,
         # Stores on closed ports: these tests only knock on the door.
         tempo="127.0.0.1:9", loki="http://127.0.0.1:9/otlp", prometheus="http://127.0.0.1:9/api/v1/write",
-        env={BEARER_TOKEN_ENV: TOKEN},
+        token=TOKEN,
     ).start()
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.render import stores
-from components.services.collector import BEARER_TOKEN_ENV, INGEST, SAMPLER_NAME, TIERS, render_collector_config
+from components.services.collector import BEARER_TOKEN_FILE_ENV, INGEST, SAMPLER_NAME, TIERS, render_collector_config
 from components.settings import SERVICES
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml
@@ -29,8 +29,10 @@ def built_components(otelcol) -> dict[str, set[str]]:
 def validate(otelcol: str, config: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.yaml"
     path.write_text(to_yaml(config))
-    # The platform hands the ingest token over as this variable (an ECS secret on aws).
-    env = {**os.environ, BEARER_TOKEN_ENV: "validate-only-token"}
+    # The platform writes the ingest token to a file and names it in this variable.
+    token = tmp_path / "otlp_bearer_token"
+    token.write_text("validate-only-token")
+    env = {**os.environ, BEARER_TOKEN_FILE_ENV: str(token)}
     # sigv4auth looks for credentials while it validates; the task role provides them on ECS.
     env |= {"AWS_ACCESS_KEY_ID": "AKIAVALIDATEONLY0000", "AWS_SECRET_ACCESS_KEY": "validate-only", "AWS_EC2_METADATA_DISABLED": "true"}
     return subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)

@@ -12,6 +12,7 @@ import yaml
 
 from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders, targets
+from components.platforms.spec import SECRETS_DIR, secret_file
 from components.services import cadvisor, collector, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.stack import scrape_targets
@@ -47,7 +48,8 @@ def setups(run) -> dict:
 
 
 def uploads(container) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in unwrap(container.inputs.get("uploads", []))}
+    """The config files a container gets (secret files apart)."""
+    return {u["file"]: u["content"] for u in unwrap(container.inputs.get("uploads", [])) if not u["file"].startswith(SECRETS_DIR)}
 
 
 def test_one_container_per_service(dev):
@@ -321,6 +323,28 @@ def test_admin_password_is_generated_and_never_in_plain_text(dev):
     for resource in dev.resources:
         for text in plain_strings(resource.inputs):
             assert MOCK_PASSWORD not in text, f"{resource.type} {resource.name}"
+
+
+def test_collector_token_and_grafana_metrics_password_are_files_their_programs_can_read():
+    """The collector (uid 10001) and Prometheus (nobody) read root's 0440 uploads as group 0;
+    neither value is in a container's environment, which `docker inspect` shows."""
+    run = run_program("dev", {"otlpRequireToken": "true"})
+    assert run.error is None, run.error
+    defined = containers(run)
+    for service, secret, token in (
+        ("collector", collector.BEARER_TOKEN_ENV, "mock-password-otlp-bearer-token"),
+        ("prometheus", prometheus.GRAFANA_METRICS_PASSWORD, "mock-password-grafana-metrics-password"),
+        ("grafana", "GF_METRICS_BASIC_AUTH_PASSWORD", "mock-password-grafana-metrics-password"),
+    ):
+        container = defined[service]
+        files = {u["file"]: u for u in unwrap(container.inputs["uploads"])}
+        assert files[secret_file(secret)]["content"] == token and files[secret_file(secret)]["permissions"] == "0440"
+        assert is_secret(container.inputs["uploads"])
+        assert not any(token in text for text in plain_strings(container.inputs)), service
+        # Grafana's image already runs in group 0.
+        assert container.inputs.get("groupAdds") == (None if service == "grafana" else ["0"]), service
+    assert f"{collector.BEARER_TOKEN_FILE_ENV}={secret_file(collector.BEARER_TOKEN_ENV)}" in defined["collector"].inputs["envs"]
+    assert "GF_METRICS_BASIC_AUTH_PASSWORD__FILE=/run/secrets/gf_metrics_basic_auth_password" in defined["grafana"].inputs["envs"]
 
 
 def test_exports(dev):

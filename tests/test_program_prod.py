@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
+from components.platforms.aws.service import CONFIG_CONTAINER
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
-from components.platforms.spec import MetricsStore, ObjectStore
+from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, secret_file
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.yamltext import to_yaml
@@ -215,10 +216,30 @@ def test_configs_reach_the_program_through_an_init_container(prod):
         writer = defined["config"]
         assert writer["essential"] is False
         assert main["dependsOn"] == [{"containerName": "config", "condition": "SUCCESS"}]
-        (mount,) = [m for m in main["mountPoints"] if m["sourceVolume"].startswith("config-")]
-        assert mount["readOnly"] is True
-        assert mount in [{**m, "readOnly": True} for m in writer["mountPoints"]]
+        mounts = [m for m in main["mountPoints"] if m["sourceVolume"].startswith("config-")]
+        assert mounts and all(m["readOnly"] is True for m in mounts)
+        assert all(m in [{**w, "readOnly": True} for w in writer["mountPoints"]] for m in mounts)
         assert writer["command"][:2] == ["sh", "-c"]
+
+
+@pytest.mark.parametrize(
+    "service, secret, user, named_by",
+    [
+        ("collector", collector.BEARER_TOKEN_ENV, collector.USER, collector.BEARER_TOKEN_FILE_ENV),
+        (collector.SAMPLER_NAME, collector.BEARER_TOKEN_ENV, collector.USER, collector.BEARER_TOKEN_FILE_ENV),
+        ("prometheus", prometheus.GRAFANA_METRICS_PASSWORD, prometheus.USER, None),
+    ],
+)
+def test_file_only_secrets_are_written_by_the_config_writer_for_the_program_user(prod, service, secret, user, named_by):
+    defined = containers(prod)[service]
+    path = secret_file(secret)
+    steps = defined["config"]["command"][2]
+    assert f'(umask 077; printf "%s" "${secret}" > {path}); chown {user} {path}' in steps
+    secrets_mount = {"sourceVolume": "config-run-secrets", "containerPath": SECRETS_DIR, "readOnly": True}
+    assert secrets_mount in defined[service]["mountPoints"]
+    environment = {e["name"]: e["value"] for e in defined[service]["environment"]}
+    if named_by:
+        assert environment[named_by] == path
 
 
 def test_the_collector_queue_is_task_storage_handed_to_the_collector_user(prod):
@@ -388,27 +409,34 @@ def test_iam_policies_name_specific_resources(prod):
 def test_secrets_reach_containers_only_as_ecs_secrets(prod):
     secrets = {s.name: s for s in prod.of_type(SECRET)}
     # The sampler tier demands the ingest tier's token: the same value, its own secret.
-    assert set(secrets) == {"grafana-gf-security-admin-password", "collector-otlp-bearer-token", "collector-sampler-otlp-bearer-token"}
+    assert set(secrets) == {
+        "grafana-gf-security-admin-password", "grafana-gf-metrics-basic-auth-password", "prometheus-grafana-metrics-password",
+        "collector-otlp-bearer-token", "collector-sampler-otlp-bearer-token",
+    }
     for version in prod.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
         assert is_secret(version.inputs["secretString"])
     defined = containers(prod)
+    # Programs that read a secret only from a file get it from their config writer, which writes it
+    # for the program's user; the program's own container never holds it.
+    writer = CONFIG_CONTAINER
     expected = {
-        "grafana": {"GF_SECURITY_ADMIN_PASSWORD": "grafana-gf-security-admin-password"},
-        "collector": {collector.BEARER_TOKEN_ENV: "collector-otlp-bearer-token"},
-        collector.SAMPLER_NAME: {collector.BEARER_TOKEN_ENV: "collector-sampler-otlp-bearer-token"},
+        "grafana": {"grafana": {"GF_SECURITY_ADMIN_PASSWORD": "grafana-gf-security-admin-password",
+                                "GF_METRICS_BASIC_AUTH_PASSWORD": "grafana-gf-metrics-basic-auth-password"}},
+        "prometheus": {writer: {prometheus.GRAFANA_METRICS_PASSWORD: "prometheus-grafana-metrics-password"}},
+        "collector": {writer: {collector.BEARER_TOKEN_ENV: "collector-otlp-bearer-token"}},
+        collector.SAMPLER_NAME: {writer: {collector.BEARER_TOKEN_ENV: "collector-sampler-otlp-bearer-token"}},
     }
+    secret_names = {"GF_SECURITY_ADMIN_PASSWORD", "GF_METRICS_BASIC_AUTH_PASSWORD", prometheus.GRAFANA_METRICS_PASSWORD, collector.BEARER_TOKEN_ENV}
     for service, by_container in defined.items():
-        main = by_container[service]
-        assert {s["name"]: s["valueFrom"].rsplit("/", 1)[-1] for s in main["secrets"]} == expected.get(service, {})
-        for container in by_container.values():
-            names = {e["name"] for e in container.get("environment", [])}
-            assert not names & {"GF_SECURITY_ADMIN_PASSWORD", collector.BEARER_TOKEN_ENV}
+        for name, container in by_container.items():
+            given = {s["name"]: s["valueFrom"].rsplit("/", 1)[-1] for s in container.get("secrets", [])}
+            assert given == expected.get(service, {}).get(name, {}), (service, name)
+            assert not {e["name"] for e in container.get("environment", [])} & secret_names
         # The execution role reads exactly this service's secrets.
         grants = statements(prod.one(ROLE_POLICY, f"{service}-execution").inputs["policy"])
         readable = [s["Resource"] for s in grants if s["Action"] == "secretsmanager:GetSecretValue"]
-        assert [sorted(r.rsplit("/", 1)[-1] for r in as_list(x)) for x in readable] == (
-            [sorted(expected[service].values())] if service in expected else []
-        )
+        wanted = sorted(v for by_name in expected.get(service, {}).values() for v in by_name.values())
+        assert [sorted(r.rsplit("/", 1)[-1] for r in as_list(x)) for x in readable] == ([wanted] if wanted else [])
 
     for resource in prod.resources:
         for text in plain_strings(resource.inputs):
@@ -417,7 +445,7 @@ def test_secrets_reach_containers_only_as_ecs_secrets(prod):
 
 def test_collector_demands_the_bearer_token_on_both_otlp_protocols(prod):
     config = _written_config(containers(prod)["collector"])
-    assert config["extensions"]["bearertokenauth"] == {"token": "${env:OTLP_BEARER_TOKEN}"}
+    assert config["extensions"]["bearertokenauth"] == {"filename": "${env:OTLP_BEARER_TOKEN_FILE}"}
     for protocol in config["receivers"]["otlp"]["protocols"].values():
         assert protocol["auth"] == {"authenticator": "bearertokenauth"}
     assert "bearertokenauth" in config["service"]["extensions"]
@@ -698,11 +726,13 @@ def test_the_collector_config_deployed_to_prod_passes_otelcol_validate(prod, tmp
     assert otelcol, "set OTELCOL_BIN (scripts/test.sh does)"
     path = tmp_path / "config.yaml"
     path.write_text(containers(prod)["collector"]["config"]["environment"][0]["value"])
-    # ECS injects the token from Secrets Manager, and the task role's credentials that sigv4auth
+    # The config writer puts the token in a file, and ECS the task role's credentials that sigv4auth
     # resolves at start (validate included): stand-ins here, never used for a request.
+    token = tmp_path / "otlp_bearer_token"
+    token.write_text("validate-only-token")
     env = {
         **os.environ,
-        collector.BEARER_TOKEN_ENV: "validate-only-token",
+        collector.BEARER_TOKEN_FILE_ENV: str(token),
         "AWS_ACCESS_KEY_ID": "AKIAVALIDATEONLY0000",
         "AWS_SECRET_ACCESS_KEY": "validate-only",
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -758,7 +788,7 @@ def test_grafana_on_an_external_database_needs_no_efs():
     assert run.error is None, run.error
     assert run.of_type("aws:efs/fileSystem:FileSystem") == [] and run.of_type("aws:efs/accessPoint:AccessPoint") == []
     grafana = containers(run)["grafana"]["grafana"]
-    assert {s["name"] for s in grafana["secrets"]} == {"GF_SECURITY_ADMIN_PASSWORD", "GF_DATABASE_URL"}
+    assert {s["name"] for s in grafana["secrets"]} == {"GF_SECURITY_ADMIN_PASSWORD", "GF_METRICS_BASIC_AUTH_PASSWORD", "GF_DATABASE_URL"}
     env = {e["name"]: e["value"] for e in grafana["environment"]}
     assert env["GF_DATABASE_SSL_MODE"] == "require"
     assert not any(name.startswith("GF_DATABASE_URL") for name in env)

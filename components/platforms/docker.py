@@ -8,8 +8,6 @@ import pulumi_docker as docker
 from components.platforms.spec import Port, RunningService, ServiceSpec, resolved_when
 from components.settings import Settings
 
-_SECRETS_DIR = "/run/secrets"
-
 
 class DockerPlatform(pulumi.ComponentResource):
     """One user-defined network; per service an image, named volumes and a container."""
@@ -87,14 +85,18 @@ class DockerPlatform(pulumi.ComponentResource):
         ready_volumes = self._hand_over(spec, volumes, child)
         uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files]
         envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
+        secret_files = [s for s in spec.secrets if s.file_env or s.file_only]
         for secret in spec.secrets:
-            if secret.file_env:
-                path = f"{_SECRETS_DIR}/{secret.env.lower()}"
-                # Group 0 can read: the images we run (Grafana: uid 472, gid 0) read it as that group.
-                uploads.append(docker.ContainerUploadArgs(file=path, content=secret.value, permissions="0440"))
-                envs.append(f"{secret.file_env}={path}")
+            if secret in secret_files:
+                # Uploads are root's (uid 0, gid 0); 0440 lets group 0 read them.
+                uploads.append(docker.ContainerUploadArgs(file=secret.file, content=secret.value, permissions="0440"))
+                if secret.file_env:
+                    envs.append(f"{secret.file_env}={secret.file}")
             else:
                 envs.append(pulumi.Output.concat(secret.env, "=", secret.value))
+        # A program outside group 0 (collector: 10001, Prometheus: nobody) joins it to read them;
+        # a supplementary group is not root: it adds only what root's group may read.
+        group_adds = ["0"] if secret_files and spec.user.split(":")[1] != "0" else None
         health = spec.health
         container = docker.Container(
             spec.name,
@@ -116,6 +118,7 @@ class DockerPlatform(pulumi.ComponentResource):
             # A process that reads the host gains no privileges beyond those it starts with.
             security_opts=["no-new-privileges:true"] if spec.host_mounts else None,
             uploads=uploads or None,
+            group_adds=group_adds,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", *health.command],
                 interval=f"{health.interval_seconds}s",

@@ -50,6 +50,15 @@ class ConfigFile:
     content: pulumi.Input[str]
 
 
+# Where platforms write secrets handed over as files (one file per secret, see secret_file).
+SECRETS_DIR = "/run/secrets"
+
+
+def secret_file(env: str) -> str:
+    """The file a platform writes the secret named env to, for programs whose config names it."""
+    return f"{SECRETS_DIR}/{env.lower()}"
+
+
 @dataclass(frozen=True)
 class SecretValue:
     """A secret handed to the program, by environment variable or by file."""
@@ -59,6 +68,13 @@ class SecretValue:
     # The program can also read the value from the file named by this variable; platforms that
     # can write files prefer it, so the value never shows in `docker inspect`.
     file_env: Optional[str] = None
+    # The program reads the value only from its file (secret_file(env), or the one file_env names):
+    # every platform writes it there, readable by the program's user, and never sets env itself.
+    file_only: bool = False
+
+    @property
+    def file(self) -> str:
+        return secret_file(self.env)
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,8 @@ class ServiceSpec:
     # Instances are interchangeable: a platform may run several and overlap them in deployments.
     # False: exactly one instance at any time (local state, single-writer data).
     stateless: bool = False
+    # "uid:gid" the image runs its program as: secret files are made readable to it.
+    user: str = "0:0"
 
     def port(self, name: str) -> Port:
         return next(p for p in self.ports if p.name == name)

@@ -54,15 +54,19 @@ OTLP_HTTP = Port("otlp-http", 4318)
 HEALTH = Port("health", 13133)
 METRICS = Port("metrics", 8888)
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
-# Environment variable the platform fills with the ingest token (otlpRequireToken).
+# The ingest token (otlpRequireToken) is a file, never an environment variable (`docker inspect`,
+# ECS's describe calls show those): the platform writes it and names it in BEARER_TOKEN_FILE_ENV.
 BEARER_TOKEN_ENV = "OTLP_BEARER_TOKEN"
+BEARER_TOKEN_FILE_ENV = "OTLP_BEARER_TOKEN_FILE"
 # OTLP/HTTP paths and the gRPC services' path prefix, as a shared HTTPS entry point routes them.
 OTLP_HTTP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 OTLP_GRPC_PATHS = ("/opentelemetry.proto.collector.*",)
 # The exporters' sending queues live here, so telemetry waiting for a store that is down survives
 # a collector restart. The image runs as 10001 and has no directory of its own for it.
 QUEUE_DIR = "/var/lib/otelcol/file_storage"
-QUEUE_OWNER = "10001:10001"
+# The contrib image's user (its Dockerfile: USER 10001:10001).
+USER = "10001:10001"
+QUEUE_OWNER = USER
 QUEUE_STORAGE = "file_storage/queue"
 QUEUE_BYTES = 1024**3
 
@@ -372,11 +376,15 @@ def _write_metrics_with_sigv4(config: dict[str, Any], metrics: MetricsStore) -> 
 
 def _require_bearer_token(config: dict[str, Any]) -> None:
     """Both OTLP protocols reject requests without `Authorization: Bearer <token>`; the token
-    itself comes from the environment, so the config holds no secret."""
-    config["extensions"]["bearertokenauth"] = {"token": f"${{env:{BEARER_TOKEN_ENV}}}"}
+    itself is read from the file the platform names, so the config holds no secret."""
+    config["extensions"]["bearertokenauth"] = {"filename": f"${{env:{BEARER_TOKEN_FILE_ENV}}}"}
     for protocol in config["receivers"]["otlp"]["protocols"].values():
         protocol["auth"] = {"authenticator": "bearertokenauth"}
     config["service"]["extensions"].append("bearertokenauth")
+
+
+def bearer_token_file(token: pulumi.Output[str]) -> SecretValue:
+    return SecretValue(BEARER_TOKEN_ENV, token, file_env=BEARER_TOKEN_FILE_ENV, file_only=True)
 
 
 def _collector_spec(
@@ -393,6 +401,7 @@ def _collector_spec(
         env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
         secrets=secrets,
         stateless=True,
+        user=USER,
         volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
         # FROM scratch: no shell, nothing to run a health check with. Checked from outside on
         # the health port instead.
@@ -424,7 +433,7 @@ class Collector(pulumi.ComponentResource):
         if settings.otlp_require_token:
             token = random.RandomPassword("otlp-bearer-token", length=40, special=False, opts=pulumi.ResourceOptions(parent=self))
             self.bearer_token = pulumi.Output.secret(token.result)
-            secrets = (SecretValue(BEARER_TOKEN_ENV, self.bearer_token),)
+            secrets = (bearer_token_file(self.bearer_token),)
         spec = _collector_spec(
             settings,
             NAME,
@@ -477,7 +486,7 @@ class CollectorSampler(pulumi.ComponentResource):
         self.config_yaml = render_when_known(
             lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=SAMPLER)), metrics_store
         )
-        secrets = (SecretValue(BEARER_TOKEN_ENV, bearer_token),) if bearer_token is not None else ()
+        secrets = (bearer_token_file(bearer_token),) if bearer_token is not None else ()
         spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS))
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.register_outputs({"host": self.service.internal_host})

@@ -32,11 +32,18 @@ def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> 
         "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
         "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
         "GF_NEWS_NEWS_FEED_ENABLED": "false",
+        "GF_METRICS_BASIC_AUTH_USERNAME": METRICS_USER,
         **smtp_env(settings),
         **({"GF_AUTH_SIGV4_AUTH_ENABLED": "true"} if sigv4_auth else {}),
         **database_env(settings),
         **https_env(root_url),
     }
+
+
+# Grafana's /metrics is served on its public port, so it asks for basic auth ([metrics]
+# basic_auth_username/password, Grafana's configuration docs): a load-balancer path rule would not
+# keep it internal, as Grafana decodes percent-encoded paths the rule compares undecoded.
+METRICS_USER = "prometheus"
 
 
 # HSTS lifetime: a year, the common production value (Grafana's default is a day); the whole domain
@@ -113,10 +120,12 @@ class Grafana(pulumi.ComponentResource):
         self,
         settings: Settings,
         platform: Platform,
+        metrics_password: pulumi.Output[str],
         depends_on: tuple = (),
         sigv4_auth: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """metrics_password: what its /metrics asks of Prometheus."""
         super().__init__("observability:components:Grafana", NAME, None, opts)
         password = random.RandomPassword(
             "grafana-admin-password",
@@ -145,6 +154,7 @@ class Grafana(pulumi.ComponentResource):
             # The password applies only when Grafana creates its database (first start).
             secrets=(
                 SecretValue("GF_SECURITY_ADMIN_PASSWORD", self.admin_password, file_env="GF_SECURITY_ADMIN_PASSWORD__FILE"),
+                SecretValue("GF_METRICS_BASIC_AUTH_PASSWORD", metrics_password, file_env="GF_METRICS_BASIC_AUTH_PASSWORD__FILE"),
                 *marked_secret_values(settings),
                 *(
                     (SecretValue("GF_SMTP_PASSWORD", settings.smtp.password.output(), file_env="GF_SMTP_PASSWORD__FILE"),)

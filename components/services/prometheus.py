@@ -13,9 +13,12 @@ from components.platforms.spec import (
     MetricsStore,
     Platform,
     Port,
+    SecretValue,
     ServiceSpec,
     render_when_known,
+    secret_file,
 )
+from components.services import grafana
 from components.settings import Settings
 from components.yamltext import to_yaml
 
@@ -26,6 +29,12 @@ CONFIG_PATH = "/etc/prometheus/prometheus.yml"
 COLLECTOR_JOB = "otel-collector"
 # The collector's sampler tier, where the collector scales out (components/services/collector.py).
 COLLECTOR_SAMPLER_JOB = "otel-collector-sampler"
+GRAFANA_JOB = "grafana"
+# Grafana's /metrics asks for this secret (components/services/grafana.py); Prometheus reads it
+# from a file only (scrape_config basic_auth.password_file).
+GRAFANA_METRICS_PASSWORD = "GRAFANA_METRICS_PASSWORD"
+# The image's user (its Dockerfile: USER nobody).
+USER = "65534:65534"
 
 
 def prometheus_args(agent: bool = False) -> tuple[str, ...]:
@@ -49,6 +58,12 @@ def _targets(settings: Settings, job: str, target: str) -> dict[str, Any]:
         # resolve it every 30 s and scrape each task, not whichever one the name points at.
         return {"dns_sd_configs": [{"names": [host], "type": "A", "port": int(port), "refresh_interval": "30s"}]}
     return {"static_configs": [{"targets": [target]}]}
+
+
+def _credentials(job: str) -> dict[str, Any]:
+    if job != GRAFANA_JOB:
+        return {}
+    return {"basic_auth": {"username": grafana.METRICS_USER, "password_file": secret_file(GRAFANA_METRICS_PASSWORD)}}
 
 
 def render_prometheus_config(
@@ -76,6 +91,7 @@ def render_prometheus_config(
             {
                 "job_name": job,
                 **_targets(settings, job, target),
+                **_credentials(job),
                 # Prometheus 3 would keep UTF-8 names (dots); dashboards use the underscore form.
                 "metric_name_validation_scheme": "legacy",
             }
@@ -95,9 +111,11 @@ class Prometheus(pulumi.ComponentResource):
         settings: Settings,
         platform: Platform,
         scrape_targets: dict[str, str],
+        grafana_metrics_password: pulumi.Output[str],
         metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """grafana_metrics_password: what Grafana's /metrics asks for (Prometheus scrapes it)."""
         super().__init__("observability:components:Prometheus", NAME, None, opts)
         self.config_yaml = render_when_known(
             lambda m: to_yaml(render_prometheus_config(settings, scrape_targets, m)), metrics_store
@@ -110,6 +128,8 @@ class Prometheus(pulumi.ComponentResource):
             command=prometheus_args(agent=metrics_store is not None),
             ports=(http,),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
+            secrets=(SecretValue(GRAFANA_METRICS_PASSWORD, grafana_metrics_password, file_only=True),),
+            user=USER,
             volumes=(DataVolume("data", DATA_DIR),),
             disk_gib=settings.prometheus_storage.disk_gib,
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),

@@ -265,7 +265,9 @@ class FargateService(pulumi.ComponentResource):
         spec, shared = args.spec, args.cluster
         volumes: list[aws.ecs.TaskDefinitionVolumeArgs] = []
         mounts: list[dict[str, Any]] = []
-        for directory in sorted({str(PurePosixPath(f.path).parent) for f in spec.files}):
+        directories = {str(PurePosixPath(f.path).parent) for f in spec.files}
+        directories |= {str(PurePosixPath(s.file).parent) for s in spec.secrets if s.file_only}
+        for directory in sorted(directories):
             volume = "config" + directory.replace("/", "-")
             volumes.append(aws.ecs.TaskDefinitionVolumeArgs(name=volume))
             mounts.append({"sourceVolume": volume, "containerPath": directory, "readOnly": True})
@@ -341,14 +343,18 @@ def task_containers(
             "options": {"awslogs-group": log_group_name, "awslogs-region": shared.region, "awslogs-stream-prefix": stream_prefix},
         }
 
+    file_only = {s.env: s for s in spec.secrets if s.file_only}
     main: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,
         "essential": True,
         "portMappings": [{"name": p.name, "containerPort": p.container_port, "protocol": "tcp"} for p in spec.ports],
-        "environment": [{"name": key, "value": value} for key, value in sorted(spec.env.items())],
+        "environment": [
+            {"name": key, "value": value}
+            for key, value in sorted({**spec.env, **{s.file_env: s.file for s in file_only.values() if s.file_env}}.items())
+        ],
         # Secrets Manager values, injected by the ECS agent at start: never in the task definition.
-        "secrets": [{"name": env, "valueFrom": stored.arn} for env, stored in secrets],
+        "secrets": [{"name": env, "valueFrom": stored.arn} for env, stored in secrets if env not in file_only],
         "mountPoints": mounts,
         "logConfiguration": logging(spec.name),
         # The whole task's memory: the collector's memory_limiter reads this limit.
@@ -373,6 +379,11 @@ def task_containers(
     # cannot prepare their own: a pinned busybox writes every config file into the volume the
     # program mounts read-only, and hands owned data volumes to the program's user.
     steps = [f'printf "%s" "$CONFIG_FILE_{index}" > {shlex.quote(f.path)}' for index, f in enumerate(spec.files)]
+    # Secrets the program reads only from a file: the ECS agent hands them to this container alone,
+    # which writes them for the program's user only (task storage is encrypted on Fargate).
+    for env in file_only:
+        path = shlex.quote(file_only[env].file)
+        steps += [f'(umask 077; printf "%s" "${env}" > {path})', f"chown {shlex.quote(spec.user)} {path}"]
     owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem]
     steps += [f"chown -R {shlex.quote(v.owner or '')} {shlex.quote(v.path)}" for v in owned]
     if not steps:
@@ -387,5 +398,7 @@ def task_containers(
         "mountPoints": [{**m, "readOnly": False} for m in mounts if m["sourceVolume"].startswith("config-") or m["containerPath"] in owned_paths],
         "logConfiguration": logging(CONFIG_CONTAINER),
     }
+    if file_only:
+        writer["secrets"] = [{"name": env, "valueFrom": stored.arn} for env, stored in secrets if env in file_only]
     main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}]
     return [writer, main]
