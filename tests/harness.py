@@ -23,6 +23,7 @@ from components.stackconfig import PROJECT_DIR, load_stack_config, project_name
 
 PROJECT = project_name()
 SECRET_SIG = rpc._special_secret_sig
+MOCK_ELB_ACCOUNT = "156460612806"
 MOCK_REGION = "eu-west-1"
 MOCK_ACCOUNT = "123456789012"
 
@@ -133,6 +134,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/deployer", "userId": "AIDAMOCK", "id": MOCK_ACCOUNT}
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            # eu-west-1's Elastic Load Balancing account (Elastic Load Balancing user guide).
+            return {"id": MOCK_ELB_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ELB_ACCOUNT}:root", "region": args.args.get("region")}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{MOCK_REGION}{zone}" for zone in "abc"]
             return {"names": names, "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": MOCK_REGION}

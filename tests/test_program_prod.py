@@ -21,7 +21,7 @@ from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, se
 from components.services import collector, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.yamltext import to_yaml
-from tests.harness import MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
+from tests.harness import MOCK_ACCOUNT, MOCK_ELB_ACCOUNT, MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
 # prod's collector scales out (collectorMaxTasks 4): it runs as an ingest tier and a sampler tier.
@@ -816,6 +816,41 @@ def test_values_the_user_stored_encrypted_stay_secret_even_when_not_credentials(
 
 
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+
+
+def test_load_balancer_access_logs_are_off_unless_configured(prod):
+    (balancer,) = prod.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert not balancer.inputs.get("accessLogs")
+    assert not [b for b in prod.of_type(BUCKET) if b.name == "alb-access-logs"]
+
+
+@pytest.mark.parametrize("retain", ["true", "false"])
+def test_load_balancer_access_logs_go_to_a_bucket_only_load_balancing_writes(retain):
+    run = run_program("prod", {"albAccessLogDays": "90", "retainData": retain})
+    assert run.error is None, run.error
+    bucket = run.one(BUCKET, "alb-access-logs")
+    assert bucket.inputs["forceDestroy"] is (retain == "false")
+    assert (bucket.options["protect"], bucket.options["retainOnDelete"]) == (retain == "true",) * 2
+    (balancer,) = run.of_type("aws:lb/loadBalancer:LoadBalancer")
+    logs = balancer.inputs["accessLogs"]
+    assert (logs["prefix"], logs["enabled"]) == ("alb", True)
+    assert logs["bucket"].startswith(bucket.inputs["bucketPrefix"])
+    encryption = run.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "alb-access-logs")
+    assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    lifecycle = run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "alb-access-logs")
+    assert lifecycle.inputs["rules"][0]["expiration"]["days"] == 90
+    block = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "alb-access-logs").inputs
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    grants = statements(run.one("aws:s3/bucketPolicy:BucketPolicy", "alb-access-logs").inputs["policy"])
+    writes = [g for g in grants if g["Effect"] == "Allow"]
+    # The regional account (eu-west-1 has one) and the service principal of newer regions; only
+    # PutObject, only under the stack account's prefix.
+    assert [g["Principal"] for g in writes] == [
+        {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}, {"AWS": f"arn:aws:iam::{MOCK_ELB_ACCOUNT}:root"}
+    ]
+    assert all(g["Action"] == "s3:PutObject" and g["Resource"].endswith(f"/alb/AWSLogs/{MOCK_ACCOUNT}/*") for g in writes)
+    (deny,) = [g for g in grants if g["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_browser_rate_limit_is_off_unless_configured(prod):

@@ -55,6 +55,8 @@ _SMTP_HOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 # A slow trace must end within the tail sampler's decision wait (10 s) less the 5 s an SDK may take
 # to export its last span (components/services/collector.py): beyond that it would be judged unfinished.
 SLOW_THRESHOLD_MAX_MS = 5000
+# Ten years of load-balancer access logs at most: longer is an archive, not this stack's job.
+MAX_ACCESS_LOG_DAYS = 3650
 
 # Keys whose values are credentials: they must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword", "grafanaDatabaseUrl")
@@ -144,6 +146,8 @@ def load_settings(
             )
     elif aws_settings.value.metrics_backend == "amp":
         reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
+    if target != "aws" and aws_settings.value.alb_access_log_days:
+        reader.problem("albAccessLogDays", "keeps the AWS load balancer's access logs, so it needs target aws; allowed on docker: 0")
     if target != "aws" and aws_settings.value.browser_rate_limit:
         reader.problem("browserRateLimit", "is an AWS WAF rule on the load balancer, so it needs target aws; allowed on docker: 0")
     contacts = AlertContacts(
@@ -351,6 +355,7 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
             cpu_architecture=reader.choice("cpuArchitecture", CPU_ARCHITECTURES),
             metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
             browser_rate_limit=browser_rate_limit,
+            alb_access_log_days=reader.integer("albAccessLogDays", minimum=0, maximum=MAX_ACCESS_LOG_DAYS),
         ),
         services,
     )

@@ -125,6 +125,8 @@ class AwsSettings:
     grafana_ingress_cidrs: tuple[str, ...] = ()
     # Requests per 5 minutes per client address on the browser route (AWS WAF); 0: no WAF.
     browser_rate_limit: int = 0
+    # Days the load balancer's access logs are kept in S3; 0: none.
+    alb_access_log_days: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.platforms.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
 from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from
 from components.platforms.spec import Port, PublicRoute, ServiceSpec
@@ -32,6 +33,10 @@ class EdgeArgs:
     people_cidrs: tuple[str, ...] = ()
     # A Route 53 zone the stack writes the domain's record into; None: the user points DNS.
     hosted_zone_id: Optional[str] = None
+    # Days the load balancer's access logs are kept in their own bucket; 0: no access logs.
+    access_log_days: int = 0
+    region: str = ""
+    retain_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,15 @@ class Edge(pulumi.ComponentResource):
                     description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
                     opts=child,
                 )
+        access_logs = (
+            AccessLogBucket(
+                "alb-access-logs",
+                AccessLogBucketArgs(prefix=args.prefix, region=args.region, expire_days=args.access_log_days, retain=args.retain_data),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if args.access_log_days
+            else None
+        )
         self.load_balancer = aws.lb.LoadBalancer(
             "alb",
             load_balancer_type="application",
@@ -78,7 +92,8 @@ class Edge(pulumi.ComponentResource):
             security_groups=[self.security_group.id],
             subnets=list(args.public_subnet_ids),
             drop_invalid_header_fields=True,
-            opts=child,
+            access_logs=access_logs.load_balancer_logs() if access_logs else None,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[access_logs.policy] if access_logs else [])),
         )
         self.https_listener = aws.lb.Listener(
             "https",

@@ -1,0 +1,125 @@
+"""The load balancer's access logs (albAccessLogDays): a private, TLS-only S3 bucket that Elastic
+Load Balancing alone writes to, with objects expiring after the stated days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.platforms.aws.iam import policy
+
+# Where the load balancer writes: <bucket>/<prefix>/AWSLogs/<account>/elasticloadbalancing/...
+# (Elastic Load Balancing user guide, "Access log files").
+LOG_PREFIX = "alb"
+# Regions opened since August 2022 deliver as this service principal; older regions as their
+# regional Elastic Load Balancing account (user guide, "Enable access logs": bucket policy).
+LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class AccessLogBucketArgs:
+    prefix: str
+    region: str
+    expire_days: int
+    # retainData: `pulumi destroy` leaves the bucket and its logs in the account.
+    retain: bool
+
+
+def regional_delivery_account(region: str) -> Optional[str]:
+    """The regional Elastic Load Balancing account's ARN, for regions that have one."""
+    try:
+        return aws.elb.get_service_account(region=region).arn
+    except Exception:
+        # Newer regions have none (the provider's getServiceAccount refuses them): the service
+        # principal alone delivers there.
+        return None
+
+
+def delivery_policy(bucket_arn: str, account_id: str, regional_account: Optional[str]) -> str:
+    logs = f"{bucket_arn}/{LOG_PREFIX}/AWSLogs/{account_id}/*"
+    writers = [{"Service": LOG_DELIVERY_SERVICE}] + ([{"AWS": regional_account}] if regional_account else [])
+    return policy(
+        {
+            "Sid": "TlsOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        *(
+            {"Sid": f"LoadBalancerDelivers{index}", "Effect": "Allow", "Principal": writer, "Action": "s3:PutObject", "Resource": logs}
+            for index, writer in enumerate(writers)
+        ),
+    )
+
+
+class AccessLogBucket(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AccessLogBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("observability:aws:AccessLogBucket", name, None, opts)
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, protect=args.retain)
+        self.bucket = aws.s3.Bucket(
+            "alb-access-logs",
+            bucket_prefix=f"{args.prefix}-alb-logs-".lower(),
+            force_destroy=not args.retain,
+            tags={"Service": "alb"},
+            opts=kept,
+        )
+        bucket = self.bucket
+        aws.s3.BucketOwnershipControls(
+            "alb-access-logs",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=kept,
+        )
+        block = aws.s3.BucketPublicAccessBlock(
+            "alb-access-logs",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=kept,
+        )
+        # Access logs support Amazon S3-managed keys only (SSE-S3), not KMS (user guide).
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            "alb-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=kept,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            "alb-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="retention",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.expire_days),
+                )
+            ],
+            opts=kept,
+        )
+        regional_account = regional_delivery_account(args.region)
+        account_id = aws.get_caller_identity_output().account_id
+        # The load balancer checks it may write when logging is turned on: it waits for this.
+        self.policy = aws.s3.BucketPolicy(
+            "alb-access-logs",
+            bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, account_id).apply(lambda v: delivery_policy(v[0], v[1], regional_account)),
+            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[block])),
+        )
+        self.register_outputs({"bucket": bucket.bucket})
+
+    def load_balancer_logs(self) -> aws.lb.LoadBalancerAccessLogsArgs:
+        return aws.lb.LoadBalancerAccessLogsArgs(bucket=self.bucket.bucket, prefix=LOG_PREFIX, enabled=True)
