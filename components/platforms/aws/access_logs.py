@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.iam import policy
+from components.platforms.aws.storage import guard_private_bucket, tls_only
 
 # Where the load balancer writes: <bucket>/<prefix>/AWSLogs/<account>/elasticloadbalancing/...
 # (Elastic Load Balancing user guide, "Access log files").
@@ -42,14 +43,7 @@ def delivery_policy(bucket_arn: str, account_id: str, regional_account: Optional
     logs = f"{bucket_arn}/{LOG_PREFIX}/AWSLogs/{account_id}/*"
     writers = [{"Service": LOG_DELIVERY_SERVICE}] + ([{"AWS": regional_account}] if regional_account else [])
     return policy(
-        {
-            "Sid": "TlsOnly",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        tls_only(bucket_arn),
         *(
             {"Sid": f"LoadBalancerDelivers{index}", "Effect": "Allow", "Principal": writer, "Action": "s3:PutObject", "Resource": logs}
             for index, writer in enumerate(writers)
@@ -69,34 +63,8 @@ class AccessLogBucket(pulumi.ComponentResource):
             opts=kept,
         )
         bucket = self.bucket
-        aws.s3.BucketOwnershipControls(
-            "alb-access-logs",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=kept,
-        )
-        block = aws.s3.BucketPublicAccessBlock(
-            "alb-access-logs",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=kept,
-        )
         # Access logs support Amazon S3-managed keys only (SSE-S3), not KMS (user guide).
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            "alb-access-logs",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=kept,
-        )
+        block = guard_private_bucket("alb-access-logs", bucket, kept)
         aws.s3.BucketLifecycleConfiguration(
             "alb-access-logs",
             bucket=bucket.id,

@@ -30,6 +30,51 @@ def lifecycle_days(retention_hours: int) -> int:
     return -(-retention_hours // 24) + LIFECYCLE_SLACK_DAYS
 
 
+def guard_private_bucket(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> aws.s3.BucketPublicAccessBlock:
+    """Objects are the bucket owner's (no ACLs), nothing can be made public, and everything is
+    encrypted with S3-managed keys. Returns the public-access block, which a bucket policy waits for."""
+    aws.s3.BucketOwnershipControls(
+        name,
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=opts,
+    )
+    block = aws.s3.BucketPublicAccessBlock(
+        name,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=opts,
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        name,
+        bucket=bucket.id,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="AES256"
+                )
+            )
+        ],
+        opts=opts,
+    )
+    return block
+
+
+def tls_only(bucket_arn: str) -> dict:
+    """A bucket-policy statement refusing every request that does not come over TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 @dataclass(frozen=True)
 class ServiceBucketArgs:
     service: str
@@ -58,33 +103,7 @@ class ServiceBucket(pulumi.ComponentResource):
             opts=kept,
         )
         bucket = self.bucket
-        aws.s3.BucketOwnershipControls(
-            f"{service}-bucket",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=kept,
-        )
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{service}-bucket",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=kept,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{service}-bucket",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=kept,
-        )
+        block = guard_private_bucket(f"{service}-bucket", bucket, kept)
         aws.s3.BucketLifecycleConfiguration(
             f"{service}-bucket",
             bucket=bucket.id,
@@ -107,14 +126,7 @@ class ServiceBucket(pulumi.ComponentResource):
             bucket=bucket.id,
             policy=pulumi.Output.all(bucket.arn, args.task_role.arn).apply(
                 lambda arns: policy(
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [arns[0], f"{arns[0]}/*"],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
+                    tls_only(arns[0]),
                     {
                         # Data is read and written by the owning service's task role alone;
                         # administrators keep the bucket's management actions.
