@@ -80,7 +80,7 @@ def test_the_bucket_check_catches_a_query_of_every_bucket():
 
 
 def test_prod_shows_tempo_and_loki_local_disk_from_their_ecs_services(prod):
-    """Tempo 3.0.3 publishes no metric of its local disk: its task's ephemeral storage stands in."""
+    """No Tempo metric of its local disk was found (tempodb_backend_bytes is S3): its task's ephemeral storage stands in."""
     (health,) = [json.loads(d.inputs["configJson"]) for d in prod.of_type(DASHBOARD) if "stack-health" in d.name]
     (panel,) = [p for p in health["panels"] if p["title"].startswith("Tempo and Loki local disk")]
     assert {t["metricName"] for t in panel["targets"]} == {"EphemeralStorageUtilized", "EphemeralStorageReserved"}
