@@ -444,8 +444,7 @@ def _cloudwatch_stages(condition: CloudWatchCondition, constants: Mapping[str, A
 def rule_stages(rule: AlertRule, context: RuleContext = RuleContext()) -> list[QueryStage]:
     """The stages ending in B, the value per series, then C, the threshold on B (the condition):
     from CloudWatch where the stack has it and the rule reads it, else from the rule's PromQL."""
-    if context.reads_cloudwatch(rule):
-        assert rule.cloudwatch is not None
+    if rule.cloudwatch is not None and context.reads_cloudwatch(rule):
         stages = _cloudwatch_stages(rule.cloudwatch, context.constants)
     else:
         stages = _prometheus_stages(rule)
