@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from components.grafana.alerts import RuleGroup, load_rule_groups, read_runbook, rule_stages
+from components.grafana.alerts import RuleContext, RuleGroup, load_rule_groups, read_runbook, rule_stages
 from components.grafana.content import DATASOURCE_UIDS, datasource_definitions
 from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
@@ -70,7 +70,7 @@ def stores(settings: Settings) -> tuple[Optional[ObjectStore], Optional[ObjectSt
     return bucket(tempo.NAME), bucket(loki.NAME), metrics
 
 
-def rule_group_document(group: RuleGroup, runbook_links: dict[str, str]) -> dict[str, Any]:
+def rule_group_document(group: RuleGroup, runbook_links: dict[str, str], context: RuleContext) -> dict[str, Any]:
     """A rule group as the Grafana provider creates it (see components/grafana/alerting.py)."""
     return {
         "name": group.name,
@@ -86,10 +86,10 @@ def rule_group_document(group: RuleGroup, runbook_links: dict[str, str]) -> dict
                 "annotations": rule.annotations(runbook_links),
                 "data": [
                     {"refId": s.ref_id, "datasourceUid": s.datasource_uid, "relativeFromSeconds": s.relative_from_seconds, "model": s.model}
-                    for s in rule_stages(rule)
+                    for s in rule_stages(rule, context)
                 ],
             }
-            for rule in group.rules
+            for rule in context.rules(group)
         ],
     }
 
@@ -142,7 +142,8 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
         cloudwatch_region=settings.aws.region if settings.aws else None,
     )
     files["grafana/datasources.json"] = _json([vars(d) for d in datasources])
-    uids, constants = {d.uid for d in datasources}, dashboard_constants(settings)
+    buckets = [store.bucket for store in (traces_store, logs_store) if store is not None]
+    uids, constants = {d.uid for d in datasources}, dashboard_constants(settings, buckets)
     for folder in load_folders():
         files[f"grafana/dashboards/{folder.uid}/folder.json"] = _json({"uid": folder.uid, "title": folder.title})
         for dashboard in folder.dashboards:
@@ -150,7 +151,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     runbook = read_runbook()
     links = runbook_links(runbook, grafana_root_url(settings), settings.runbook_base_url)
     for group in groups:
-        files[f"grafana/alert-rules/{group.slug}.json"] = _json(rule_group_document(group, links))
+        files[f"grafana/alert-rules/{group.slug}.json"] = _json(rule_group_document(group, links, RuleContext(frozenset(uids), constants)))
     files["grafana/alert-rules/runbook-dashboard.json"] = _json(runbook_dashboard(runbook))
     return files
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 import pulumi_random as random
 
 from components.grafana.alerting import Alerting
-from components.grafana.alerts import RuleGroup, read_runbook
-from components.grafana.content import ECS_CLUSTER_VARIABLE, GrafanaContent, datasource_definitions, grafana_provider
+from components.grafana.alerts import RuleContext, RuleGroup, read_runbook
+from components.grafana.cloudwatch import ECS_CLUSTER_VARIABLE, S3_BUCKETS_VARIABLE
+from components.grafana.content import GrafanaContent, datasource_definitions, grafana_provider
 from components.grafana.dashboards import load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.platforms.spec import Platform
@@ -49,10 +51,13 @@ def collector_tiers(settings: Settings, platform_runs_sampler_tier: bool) -> tup
     return (INGEST, SAMPLER) if scales_out and platform_runs_sampler_tier else (ALL,)
 
 
-def dashboard_constants(settings: Settings) -> dict[str, str]:
-    """Values the dashboards' constant variables take on this stack."""
+def dashboard_constants(settings: Settings, bucket_names: pulumi.Input[Sequence[str]] = ()) -> dict[str, Any]:
+    """Values the dashboards' constants (and the alert rules' CloudWatch dimensions) take on this
+    stack: its ECS cluster and the S3 buckets it made (names an Output until deployed)."""
+    if not settings.aws:
+        return {}
     # The ECS cluster is named after the stack (components/platforms/aws), lowercased.
-    return {ECS_CLUSTER_VARIABLE: settings.resource_prefix.lower()} if settings.aws else {}
+    return {ECS_CLUSTER_VARIABLE: settings.resource_prefix.lower(), S3_BUCKETS_VARIABLE: bucket_names}
 
 
 def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
@@ -94,7 +99,9 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
             cloudwatch_region=cloud_metrics_region,
         ),
         folders=load_folders(),
-        dashboard_constants=dashboard_constants(settings),
+        dashboard_constants=dashboard_constants(
+            settings, pulumi.Output.all(*[store.apply(lambda s: s.bucket) for store in (traces.store, logs.store) if store is not None])
+        ),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
     runbook = read_runbook()
@@ -103,6 +110,8 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
         groups=alert_groups,
         contacts=settings.alert_contacts,
         depends_on=list(content.datasources.values()),
+        # Rules need only what is known before deploy: the cluster, not the buckets.
+        context=RuleContext(frozenset(content.datasources), dashboard_constants(settings)),
         runbook=runbook_dashboard(runbook),
         runbook_links=runbook_links(runbook, ui.root_url, settings.runbook_base_url),
     )

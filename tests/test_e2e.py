@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from components.grafana.alerts import all_rules, load_rule_groups
+from components.grafana.alerts import load_rule_groups, promql_rules
 from components.grafana.content import DATASOURCE_UIDS, PROMETHEUS_UID
 from components.grafana.dashboards import load_folders, metric_names, promql_queries
 from components.services.collector import QUEUE_BYTES
@@ -244,7 +244,7 @@ def test_process_storage_and_queue_metrics_arrive_for_real(run):
 
 def alert_rules_on_prometheus() -> list:
     groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
-    return [r for r in all_rules(groups) if r.datasource_uid == PROMETHEUS_UID]
+    return [r for r in promql_rules(groups) if r.datasource_uid == PROMETHEUS_UID]
 
 
 # Stack rules whose series exist in a healthy pipeline here: they must evaluate to a value.

@@ -13,7 +13,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from components import render
-from components.grafana.alerts import load_rule_groups
+from components.grafana.alerts import RuleContext, load_rule_groups
 from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
 from components.services import collector, loki, prometheus, tempo
@@ -59,12 +59,17 @@ def test_every_datasource_dashboard_and_rule_group_is_written(stack):
     assert {s["uid"] for s in json.loads(files["grafana/datasources.json"])} == uids
     for folder in load_folders():
         for dashboard in folder.dashboards:
-            shown = for_stack(dashboard.model, uids, dashboard_constants(settings))
+            traces, logs, _ = render.stores(settings)
+            buckets = [store.bucket for store in (traces, logs) if store is not None]
+            shown = for_stack(dashboard.model, uids, dashboard_constants(settings, buckets))
             assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == shown
     groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     for group in groups:
         document = json.loads(files[f"grafana/alert-rules/{group.slug}.json"])
-        assert [r["uid"] for r in document["rules"]] == [r.uid for r in group.rules]
+        evaluated = RuleContext(frozenset(uids)).rules(group)
+        assert [r["uid"] for r in document["rules"]] == [r.uid for r in evaluated]
+        # A rule that only reads CloudWatch exists only where CloudWatch does (aws).
+        assert (len(evaluated) < len(group.rules)) == (settings.aws is None and any(r.query is None for r in group.rules))
         root = "https://observability.opendeck.example/" if stack == "prod" else "http://localhost:3000/"
         assert all(r["annotations"]["runbook_url"].startswith(f"{root}d/runbook?viewPanel=") for r in document["rules"])
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS, ECS_CLUSTER_VARIABLE
+from components.grafana.cloudwatch import CLOUDWATCH_UID, DOCUMENTED_METRICS, ECS_CLUSTER_VARIABLE, S3_BUCKETS_VARIABLE
+from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders, targets
 from components.services import cadvisor, prometheus
 from tests.harness import run_program
@@ -39,12 +40,54 @@ def cloudwatch_targets(model: dict) -> list[dict]:
 def test_stack_health_reads_the_documented_cloudwatch_metrics():
     queried = {(t["namespace"], t["metricName"]) for t in cloudwatch_targets(STACK_HEALTH.model)}
     assert queried == {("ECS/ContainerInsights", m) for m in CONTAINER_INSIGHTS} | {("AWS/S3", "BucketSizeBytes")}
+    assert DOCUMENTED_METRICS["ECS/ContainerInsights"]["metrics"] == CONTAINER_INSIGHTS
     for target in cloudwatch_targets(STACK_HEALTH.model):
         if target["namespace"] == "ECS/ContainerInsights":
-            assert target["dimensions"] == {"ClusterName": f"${ECS_CLUSTER_VARIABLE}", "ServiceName": "*"}
+            # Every service of the stack's cluster, or the named ones (Tempo's and Loki's disk).
+            assert target["dimensions"]["ClusterName"] == f"${ECS_CLUSTER_VARIABLE}"
+            assert target["dimensions"]["ServiceName"] in ("*", ["tempo", "loki"])
         else:
-            # S3 publishes bucket sizes once a day.
-            assert target["dimensions"] == {"BucketName": "*", "StorageType": "StandardStorage"} and target["period"] == "86400"
+            # S3 publishes bucket sizes once a day; the stack fills in its own buckets.
+            assert target["dimensions"] == {"BucketName": f"${S3_BUCKETS_VARIABLE}", "StorageType": "StandardStorage"}
+            assert target["period"] == "86400"
+
+
+def queried_buckets(model: dict) -> list:
+    """Every BucketName value the dashboard's S3 queries name ("*" means every bucket of the account)."""
+    found = []
+    for target in cloudwatch_targets(model):
+        if target["namespace"] == "AWS/S3":
+            value = target["dimensions"]["BucketName"]
+            found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
+def test_prod_s3_panel_queries_only_the_stacks_own_buckets(prod):
+    # AWS names a bucket from its prefix (the mocks append a fixed suffix).
+    prefixes = sorted(r.inputs["bucketPrefix"] for r in prod.resources if r.type == "aws:s3/bucket:Bucket")
+    assert prefixes == ["observability-prod-loki-", "observability-prod-tempo-"]
+    (health,) = [json.loads(d.inputs["configJson"]) for d in prod.of_type(DASHBOARD) if "stack-health" in d.name]
+    queried = sorted(queried_buckets(health))
+    assert len(queried) == len(prefixes)
+    assert all(name.startswith(prefix) and len(name) > len(prefix) for name, prefix in zip(queried, prefixes, strict=True))
+
+
+def test_the_bucket_check_catches_a_query_of_every_bucket():
+    every = json.loads(json.dumps(STACK_HEALTH.model).replace(f'"${S3_BUCKETS_VARIABLE}"', '"*"'))
+    assert queried_buckets(every) == ["*"]
+    # Unfilled, the placeholder is no bucket either: only a stack's values make the query.
+    assert queried_buckets(STACK_HEALTH.model) == [f"${S3_BUCKETS_VARIABLE}"]
+
+
+def test_prod_shows_tempo_and_loki_local_disk_from_their_ecs_services(prod):
+    """No Tempo metric of its local disk was found (tempodb_backend_bytes is S3): its task's ephemeral storage stands in."""
+    (health,) = [json.loads(d.inputs["configJson"]) for d in prod.of_type(DASHBOARD) if "stack-health" in d.name]
+    (panel,) = [p for p in health["panels"] if p["title"].startswith("Tempo and Loki local disk")]
+    assert {t["metricName"] for t in panel["targets"]} == {"EphemeralStorageUtilized", "EphemeralStorageReserved"}
+    services = {r.inputs["name"] for r in prod.resources if r.type == "aws:ecs/service:Service"}
+    for target in panel["targets"]:
+        assert target["dimensions"] == {"ClusterName": "observability-prod", "ServiceName": ["tempo", "loki"]}
+        assert set(target["dimensions"]["ServiceName"]) <= services
 
 
 def test_for_stack_drops_what_a_stack_cannot_show_and_fills_constants():
@@ -69,7 +112,9 @@ def test_prod_has_a_cloudwatch_data_source_read_with_the_grafana_task_role(prod)
 
 def test_prod_stack_health_shows_its_own_ecs_cluster(prod):
     (health,) = [json.loads(d.inputs["configJson"]) for d in prod.of_type(DASHBOARD) if "stack-health" in d.name]
-    assert len(cloudwatch_targets(health)) == len(CONTAINER_INSIGHTS) + 1
+    assert len(cloudwatch_targets(health)) == len(cloudwatch_targets(STACK_HEALTH.model))
+    ecs = [t for t in cloudwatch_targets(health) if t["namespace"] == "ECS/ContainerInsights"]
+    assert ecs and all(t["dimensions"]["ClusterName"] == "observability-prod" for t in ecs)
     (cluster,) = [v for v in health["templating"]["list"] if v["name"] == ECS_CLUSTER_VARIABLE]
     assert cluster["query"] == "observability-prod"
 

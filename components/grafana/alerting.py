@@ -10,7 +10,16 @@ from typing import Any
 import pulumi
 import pulumiverse_grafana as grafana
 
-from components.grafana.alerts import CONDITION_REF, SEVERITIES, RuleGroup, describe_routes, rule_stages, severity_routes
+from components.grafana.alerts import (
+    CONDITION_REF,
+    SEVERITIES,
+    AlertRule,
+    RuleContext,
+    RuleGroup,
+    describe_routes,
+    rule_stages,
+    severity_routes,
+)
 from components.settings import AlertContacts
 
 FOLDER_UID = "alert-rules"
@@ -35,6 +44,7 @@ class Alerting(pulumi.ComponentResource):
         depends_on: list[pulumi.Resource],
         runbook: dict[str, Any],
         runbook_links: Mapping[str, str],
+        context: RuleContext,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:grafana:Alerting", "alerting", None, opts)
@@ -48,10 +58,11 @@ class Alerting(pulumi.ComponentResource):
                 name=group.name,
                 folder_uid=self.folder.uid,
                 interval_seconds=group.interval_seconds,
-                rules=[_rule_args(rule, runbook_links) for rule in group.rules],
+                rules=[_rule_args(rule, runbook_links, context) for rule in context.rules(group)],
                 opts=after_datasources,
             )
             for group in groups
+            if context.rules(group)
         }
 
         # The runbook every alert links to, next to the rules (components/grafana/runbook.py).
@@ -96,7 +107,7 @@ class Alerting(pulumi.ComponentResource):
         )
 
 
-def _rule_args(rule, runbook_links: Mapping[str, str]) -> grafana.alerting.RuleGroupRuleArgs:
+def _rule_args(rule: AlertRule, runbook_links: Mapping[str, str], context: RuleContext) -> grafana.alerting.RuleGroupRuleArgs:
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule.uid,
         name=rule.title,
@@ -113,7 +124,7 @@ def _rule_args(rule, runbook_links: Mapping[str, str]) -> grafana.alerting.RuleG
                 relative_time_range=grafana.alerting.RuleGroupRuleDataRelativeTimeRangeArgs(from_=stage.relative_from_seconds, to=0),
                 model=stage.model_json,
             )
-            for stage in rule_stages(rule)
+            for stage in rule_stages(rule, context)
         ],
     )
 

@@ -15,11 +15,21 @@ A rule file:
         no_data_state: OK | NoData | KeepLast | Alerting       (Grafana's names)
         exec_err_state: OK | Error | KeepLast | Alerting
         query: <PromQL, evaluated as an instant query>
+        cloudwatch:                        (optional: on stacks with CloudWatch, aws, read this instead)
+          namespace: ECS/ContainerInsights
+          metric: <metric name as AWS documents it>
+          divided_by: <a second metric: the rule compares metric / divided_by>   (optional)
+          dimensions: {<name>: <value, "*", a list of values, or $constant of the stack>}
+          statistic: Average | Maximum | Minimum | Sum | SampleCount
+          period: <a whole number of minutes, e.g. 1m>
         threshold: "> <number>" or "< <number>"
         summary: <one line; Grafana template syntax allowed>
         description: <what it means>
         runbook: <anchor of a section in docs/runbook.md>
         datasource: <data source uid, default prometheus>      (optional)
+
+A rule needs a query, a cloudwatch block or both; one with only a cloudwatch block exists only on
+stacks with CloudWatch.
 """
 
 from __future__ import annotations
@@ -27,12 +37,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.grafana.cloudwatch import (
+    CLOUDWATCH_UID,
+    STACK_CONSTANTS,
+    STATISTICS,
+    documented_metric_problems,
+    metric_query,
+    render_dimensions,
+)
 from components.grafana.runbook import anchor
 from components.settings import ProblemsError
 from components.stackconfig import PROJECT_DIR
@@ -52,6 +70,8 @@ DEFAULT_DATASOURCE = "prometheus"
 
 # Stage names in every rule: A the query, B its last value per series, C the threshold on B.
 QUERY_REF, REDUCE_REF, CONDITION_REF = "A", "B", "C"
+# A CloudWatch ratio adds D, the divisor's query; B is then last(A) / last(D).
+DIVISOR_REF = "D"
 # The query's time range: enough for the longest range selector the rules use ([15m]).
 QUERY_RANGE_SECONDS = 900
 
@@ -62,14 +82,28 @@ _THRESHOLD = re.compile(r"^(?P<op>[<>])\s*(?P<value>-?[0-9]+(?:\.[0-9]+)?)$")
 _EVALUATORS = {">": "gt", "<": "lt"}
 _RULE_KEYS = {
     "uid", "title", "severity", "for", "no_data_state", "exec_err_state", "query", "threshold",
-    "summary", "description", "runbook", "datasource",
+    "summary", "description", "runbook", "datasource", "cloudwatch",
 }
+_CLOUDWATCH_KEYS = {"namespace", "metric", "divided_by", "dimensions", "statistic", "period"}
 
 
 class AlertRulesError(ProblemsError):
     """One line per problem, each naming the file and the rule."""
 
     heading = "invalid alert rules"
+
+
+@dataclass(frozen=True)
+class CloudWatchCondition:
+    """What a rule reads from CloudWatch: a metric per series of its dimensions, or that metric
+    divided by a second one over the same dimensions (used / reserved)."""
+
+    namespace: str
+    metric: str
+    dimensions: dict[str, Any]
+    statistic: str
+    period_seconds: int
+    divided_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,13 +114,15 @@ class AlertRule:
     pending_for: str
     no_data_state: str
     exec_err_state: str
-    query: str
+    # PromQL; None for a rule that only reads CloudWatch.
+    query: str | None
     threshold_op: str
     threshold: float
     summary: str
     description: str
     runbook_anchor: str
     datasource_uid: str = DEFAULT_DATASOURCE
+    cloudwatch: CloudWatchCondition | None = None
 
     @property
     def labels(self) -> dict[str, str]:
@@ -187,10 +223,10 @@ def _parse_rule(
         where = f"{where.rsplit(': ', 1)[0]}: {raw['uid']}"
     before = len(problems)
 
-    def text(key: str) -> str:
+    def text(key: str, needed: str = "every rule needs one") -> str:
         value = raw.get(key)
         if not isinstance(value, str) or not value.strip():
-            problems.append(f"{where}: {key}: missing; every rule needs one")
+            problems.append(f"{where}: {key}: missing; {needed}")
             return ""
         return value.strip()
 
@@ -213,7 +249,8 @@ def _parse_rule(
         problems.append(f"{where}: for: {pending_for!r} is not a duration; allowed: a whole number with s, m or h (e.g. 5m)")
     no_data = choice("no_data_state", NO_DATA_STATES)
     exec_err = choice("exec_err_state", EXEC_ERR_STATES)
-    query = text("query")
+    cloudwatch = _parse_cloudwatch(raw["cloudwatch"], where, problems) if "cloudwatch" in raw else None
+    query = text("query", "a rule needs a query, a cloudwatch block or both") if "query" in raw or "cloudwatch" not in raw else None
     threshold = _THRESHOLD.match(str(raw.get("threshold", "")).strip())
     if not threshold:
         problems.append(f"{where}: threshold: {raw.get('threshold')!r} is not allowed; allowed: '> number' or '< number'")
@@ -241,6 +278,48 @@ def _parse_rule(
         description=description,
         runbook_anchor=anchor,
         datasource_uid=str(datasource),
+        cloudwatch=cloudwatch,
+    )
+
+
+def _parse_cloudwatch(raw: Any, where: str, problems: list[str]) -> CloudWatchCondition | None:
+    where = f"{where}: cloudwatch"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected keys {', '.join(sorted(_CLOUDWATCH_KEYS))}")
+        return None
+    before = len(problems)
+    unknown = sorted(set(raw) - _CLOUDWATCH_KEYS)
+    if unknown:
+        problems.append(f"{where}: unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(_CLOUDWATCH_KEYS))}")
+    namespace, metric, divided_by = raw.get("namespace"), raw.get("metric"), raw.get("divided_by")
+    dimensions = raw.get("dimensions")
+    if not isinstance(dimensions, dict) or not dimensions or not all(
+        isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(i, str) for i in v)) for v in dimensions.values()
+    ):
+        problems.append(f"{where}: dimensions: expected a mapping of dimension name to a value, \"*\" or a list of values")
+        dimensions = {}
+    placeholders = [v for value in dimensions.values() for v in (value if isinstance(value, list) else [value]) if v.startswith("$")]
+    for placeholder in placeholders:
+        if placeholder[1:] not in STACK_CONSTANTS:
+            problems.append(f"{where}: dimensions: {placeholder} is not a value the stack gives; allowed: {', '.join('$' + c for c in STACK_CONSTANTS)}")
+    for name in (metric, *((divided_by,) if "divided_by" in raw else ())):
+        problems.extend(f"{where}: {problem}" for problem in documented_metric_problems(str(namespace), str(name), dimensions))
+    statistic = raw.get("statistic")
+    if statistic not in STATISTICS:
+        problems.append(f"{where}: statistic: {statistic!r} is not allowed; allowed: {', '.join(STATISTICS)}")
+    period = str(raw.get("period", ""))
+    # CloudWatch keeps its standard-resolution metrics per minute.
+    if not _DURATION.match(period) or seconds(period) % 60:
+        problems.append(f"{where}: period: {period!r} is not allowed; allowed: a whole number of minutes (e.g. 1m)")
+    if len(problems) > before:
+        return None
+    return CloudWatchCondition(
+        namespace=str(namespace),
+        metric=str(metric),
+        dimensions=dict(dimensions),
+        statistic=str(statistic),
+        period_seconds=seconds(period),
+        divided_by=str(divided_by) if divided_by is not None else None,
     )
 
 
@@ -265,6 +344,11 @@ def all_rules(groups: list[RuleGroup]) -> list[AlertRule]:
     return [rule for group in groups for rule in group.rules]
 
 
+def promql_rules(groups: list[RuleGroup]) -> list[AlertRule]:
+    """The rules with a PromQL query (every rule but those that only read CloudWatch)."""
+    return [rule for rule in all_rules(groups) if rule.query is not None]
+
+
 @dataclass(frozen=True)
 class QueryStage:
     """One entry of a Grafana rule's `data`: a data source query or a server-side expression."""
@@ -279,50 +363,103 @@ class QueryStage:
         return json.dumps(self.model, sort_keys=True)
 
 
-def rule_stages(rule: AlertRule) -> list[QueryStage]:
-    """A (instant query) -> B (last value per series) -> C (threshold); C is the condition."""
-    expression = {"type": EXPRESSION_UID, "uid": EXPRESSION_UID}
+@dataclass(frozen=True)
+class RuleContext:
+    """What a stack gives its rules: its data sources, and the values `$name` takes in CloudWatch
+    dimensions (e.g. its ECS cluster)."""
+
+    datasource_uids: frozenset[str] = frozenset({DEFAULT_DATASOURCE})
+    constants: Mapping[str, Any] = field(default_factory=dict)
+
+    def reads_cloudwatch(self, rule: AlertRule) -> bool:
+        return rule.cloudwatch is not None and CLOUDWATCH_UID in self.datasource_uids
+
+    def rules(self, group: RuleGroup) -> tuple[AlertRule, ...]:
+        """The group's rules this stack evaluates: a CloudWatch-only rule needs CloudWatch."""
+        return tuple(rule for rule in group.rules if rule.query is not None or self.reads_cloudwatch(rule))
+
+
+_EXPRESSION = {"type": EXPRESSION_UID, "uid": EXPRESSION_UID}
+
+
+def _last(ref_id: str, of: str) -> QueryStage:
+    return QueryStage(
+        ref_id=ref_id,
+        datasource_uid=EXPRESSION_UID,
+        model={
+            "refId": ref_id,
+            "datasource": _EXPRESSION,
+            "type": "reduce",
+            "expression": of,
+            "reducer": "last",
+            # A NaN (0/0) is no evidence either way: drop it rather than alert or clear on it.
+            "settings": {"mode": "dropNN"},
+        },
+    )
+
+
+def _prometheus_stages(rule: AlertRule) -> list[QueryStage]:
+    query = QueryStage(
+        ref_id=QUERY_REF,
+        datasource_uid=rule.datasource_uid,
+        relative_from_seconds=QUERY_RANGE_SECONDS,
+        model={
+            "refId": QUERY_REF,
+            "datasource": {"type": "prometheus", "uid": rule.datasource_uid},
+            "editorMode": "code",
+            "expr": rule.query,
+            "instant": True,
+            "range": False,
+            "intervalMs": 1000,
+            "maxDataPoints": 43200,
+        },
+    )
+    return [query, _last(REDUCE_REF, QUERY_REF)]
+
+
+def _cloudwatch_stages(condition: CloudWatchCondition, constants: Mapping[str, Any]) -> list[QueryStage]:
+    """A the metric over the last 15 minutes; B its last value per series, or, with a divisor D,
+    last(A) / last(D) per series (server-side math pairs series with equal labels, i.e. the same
+    dimension values). Reducing first keeps a missing latest point of one metric from voiding both."""
+    dimensions = render_dimensions(condition.dimensions, constants)
+
+    def query(ref_id: str, metric: str) -> QueryStage:
+        model = metric_query(ref_id, condition.namespace, metric, dimensions, condition.statistic, condition.period_seconds)
+        return QueryStage(ref_id=ref_id, datasource_uid=CLOUDWATCH_UID, relative_from_seconds=QUERY_RANGE_SECONDS, model=model)
+
+    if condition.divided_by is None:
+        return [query(QUERY_REF, condition.metric), _last(REDUCE_REF, QUERY_REF)]
+    last_query, last_divisor = f"{QUERY_REF}_last", f"{DIVISOR_REF}_last"
+    # Math names other stages $RefID, or ${RefID} for any name (Grafana: "Write expression queries", Math).
+    ratio = {"refId": REDUCE_REF, "datasource": _EXPRESSION, "type": "math", "expression": f"${{{last_query}}} / ${{{last_divisor}}}"}
     return [
-        QueryStage(
-            ref_id=QUERY_REF,
-            datasource_uid=rule.datasource_uid,
-            relative_from_seconds=QUERY_RANGE_SECONDS,
-            model={
-                "refId": QUERY_REF,
-                "datasource": {"type": "prometheus", "uid": rule.datasource_uid},
-                "editorMode": "code",
-                "expr": rule.query,
-                "instant": True,
-                "range": False,
-                "intervalMs": 1000,
-                "maxDataPoints": 43200,
-            },
-        ),
-        QueryStage(
-            ref_id=REDUCE_REF,
-            datasource_uid=EXPRESSION_UID,
-            model={
-                "refId": REDUCE_REF,
-                "datasource": expression,
-                "type": "reduce",
-                "expression": QUERY_REF,
-                "reducer": "last",
-                # A NaN (0/0) is no evidence either way: drop it rather than alert or clear on it.
-                "settings": {"mode": "dropNN"},
-            },
-        ),
-        QueryStage(
-            ref_id=CONDITION_REF,
-            datasource_uid=EXPRESSION_UID,
-            model={
-                "refId": CONDITION_REF,
-                "datasource": expression,
-                "type": "threshold",
-                "expression": REDUCE_REF,
-                "conditions": [{"evaluator": {"type": _EVALUATORS[rule.threshold_op], "params": [rule.threshold]}}],
-            },
-        ),
+        query(QUERY_REF, condition.metric),
+        query(DIVISOR_REF, condition.divided_by),
+        _last(last_query, QUERY_REF),
+        _last(last_divisor, DIVISOR_REF),
+        QueryStage(ref_id=REDUCE_REF, datasource_uid=EXPRESSION_UID, model=ratio),
     ]
+
+
+def rule_stages(rule: AlertRule, context: RuleContext = RuleContext()) -> list[QueryStage]:
+    """The stages ending in B, the value per series, then C, the threshold on B (the condition):
+    from CloudWatch where the stack has it and the rule reads it, else from the rule's PromQL."""
+    if rule.cloudwatch is not None and context.reads_cloudwatch(rule):
+        stages = _cloudwatch_stages(rule.cloudwatch, context.constants)
+    else:
+        stages = _prometheus_stages(rule)
+    condition = QueryStage(
+        ref_id=CONDITION_REF,
+        datasource_uid=EXPRESSION_UID,
+        model={
+            "refId": CONDITION_REF,
+            "datasource": _EXPRESSION,
+            "type": "threshold",
+            "expression": REDUCE_REF,
+            "conditions": [{"evaluator": {"type": _EVALUATORS[rule.threshold_op], "params": [rule.threshold]}}],
+        },
+    )
+    return [*stages, condition]
 
 
 # Which channels each severity reaches when configured, most urgent first.

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Optional
 
 import pulumi
 import pulumiverse_grafana as grafana
 
+from components.grafana.cloudwatch import CLOUDWATCH_UID
 from components.grafana.dashboards import Folder, for_stack
 
 PROMETHEUS_UID = "prometheus"
 TEMPO_UID = "tempo"
 LOKI_UID = "loki"
 DATASOURCE_UIDS = (PROMETHEUS_UID, TEMPO_UID, LOKI_UID)
-# Only on aws: ECS Container Insights and S3 storage metrics, read with Grafana's task role.
-CLOUDWATCH_UID = "cloudwatch"
-# Dashboard constants a stack fills in: the ECS cluster its CloudWatch panels read.
-ECS_CLUSTER_VARIABLE = "ecs_cluster"
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,10 @@ def datasource_definitions(
     ]
 
 
+def _dashboard_json(model: dict[str, Any], datasource_uids: set[str], constants: Mapping[str, Any]) -> str:
+    return json.dumps(for_stack(model, datasource_uids, constants), sort_keys=True)
+
+
 CONTENT_TYPE, CONTENT_NAME = "observability:grafana:Content", "grafana-content"
 
 
@@ -164,7 +167,8 @@ class GrafanaContent(pulumi.ComponentResource):
         provider: grafana.Provider,
         datasources: list[DataSourceDefinition],
         folders: list[Folder],
-        dashboard_constants: Optional[dict[str, str]] = None,
+        # Values of the dashboards' constants; Outputs where the platform names them at deploy (buckets).
+        dashboard_constants: Optional[Mapping[str, pulumi.Input[Any]]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(CONTENT_TYPE, CONTENT_NAME, None, opts)
@@ -190,6 +194,8 @@ class GrafanaContent(pulumi.ComponentResource):
         )
         self.folders = {}
         self.dashboards = {}
+        uids = set(self.datasources)
+        constants = pulumi.Output.from_input(dict(dashboard_constants or {}))
         for folder in folders:
             grafana_folder = grafana.oss.Folder(f"folder-{folder.uid}", uid=folder.uid, title=folder.title, opts=in_grafana)
             self.folders[folder.uid] = grafana_folder
@@ -197,9 +203,7 @@ class GrafanaContent(pulumi.ComponentResource):
                 self.dashboards[dashboard.uid] = grafana.oss.Dashboard(
                     f"dashboard-{dashboard.uid}",
                     folder=grafana_folder.uid,
-                    config_json=json.dumps(
-                        for_stack(dashboard.model, set(self.datasources), dashboard_constants or {}), sort_keys=True
-                    ),
+                    config_json=constants.apply(partial(_dashboard_json, dashboard.model, uids)),
                     overwrite=True,
                     opts=after_datasources,
                 )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.grafana.cloudwatch import CLOUDWATCH_UID, render_dimensions
 from components.stackconfig import PROJECT_DIR
 from components.yamltext import load_yaml
 
@@ -67,14 +68,24 @@ def datasource_uid(panel: dict[str, Any], target: dict[str, Any]) -> str | None:
     return source.get("uid") if isinstance(source, dict) else None
 
 
-def for_stack(model: dict[str, Any], datasource_uids: set[str], constants: dict[str, str]) -> dict[str, Any]:
+def for_stack(model: dict[str, Any], datasource_uids: set[str], constants: Mapping[str, Any]) -> dict[str, Any]:
     """The dashboard as one stack shows it: panels that read a data source the stack does not have
     are left out (CloudWatch exists only on aws), and so is a row left with none of its panels (the
     ones nested in it when collapsed, or those below it up to the next row); constant variables
-    take the stack's values (e.g. its ECS cluster name)."""
+    take the stack's values (e.g. its ECS cluster name), and so do CloudWatch dimensions written
+    `$name` (e.g. its S3 buckets, a list)."""
 
     def kept(panel: dict[str, Any]) -> bool:
         return all(datasource_uid(panel, t) in datasource_uids for t in panel.get("targets", []))
+
+    def filled(panel: dict[str, Any]) -> dict[str, Any]:
+        if not any(datasource_uid(panel, t) == CLOUDWATCH_UID for t in panel.get("targets", [])):
+            return panel
+        rendered = [
+            {**t, "dimensions": render_dimensions(t.get("dimensions", {}), constants)} if datasource_uid(panel, t) == CLOUDWATCH_UID else t
+            for t in panel["targets"]
+        ]
+        return {**panel, "targets": rendered}
 
     sections: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = [(None, [])]
     for panel in model.get("panels", []):
@@ -88,11 +99,11 @@ def for_stack(model: dict[str, Any], datasource_uids: set[str], constants: dict[
         if row is not None and (below or nested) and not any(kept(p) for p in [*below, *nested]):
             continue
         if row is not None:
-            shown.append({**row, "panels": [p for p in nested if kept(p)]})
-        shown.extend(p for p in below if kept(p))
+            shown.append({**row, "panels": [filled(p) for p in nested if kept(p)]})
+        shown.extend(filled(p) for p in below if kept(p))
     variables = []
     for variable in model.get("templating", {}).get("list", []):
-        if variable.get("type") == "constant" and variable["name"] in constants:
+        if variable.get("type") == "constant" and isinstance(constants.get(variable["name"]), str):
             value = constants[variable["name"]]
             variable = {**variable, "query": value, "current": {"text": value, "value": value}}
         variables.append(variable)

@@ -89,7 +89,8 @@ class Loki(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Loki", NAME, None, opts)
-        store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
+        # Its bucket where the platform makes one (aws), else None.
+        self.store = store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
         self.config_yaml = render_when_known(lambda s: to_yaml(render_loki_config(settings, s)), store)
         spec = ServiceSpec(
             name=NAME,
