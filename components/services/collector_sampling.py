@@ -38,6 +38,26 @@ def pending_traces(container_memory_mb: int) -> int:
     return container_memory_mb * 1024 // PENDING_TRACES_MEMORY_SHARE // TRACE_KIB
 
 
+# Where tail sampling runs, spans are refused (retryable) once the heap passes 35% of the container
+# (limit 50%, spike 15%), before the connectors count them and before tail sampling holds them:
+# tail sampling acknowledges a trace at once and holds it until its decision, so the memory limiter
+# in front of it must leave room for what is held and for the decided traces on their way to the
+# queue. Metrics and logs go on to the collector's general limit (80%). Measured in
+# tests/test_faults.py: with the general limit alone, a few traces that grow until their decision
+# carried the heap past the limit.
+TRACES_MEMORY_LIMITER = "memory_limiter/traces"
+TRACES_MEMORY_LIMIT_PERCENTAGE = 50
+TRACES_MEMORY_SPIKE_PERCENTAGE = 15
+
+
+def traces_memory_limiter() -> dict[str, Any]:
+    return {
+        "check_interval": "1s",
+        "limit_percentage": TRACES_MEMORY_LIMIT_PERCENTAGE,
+        "spike_limit_percentage": TRACES_MEMORY_SPIKE_PERCENTAGE,
+    }
+
+
 # Trace ids remembered after a decision, so late spans follow their trace (upstream advises an
 # order of magnitude above num_traces).
 DECISION_CACHE_FACTOR = 10
