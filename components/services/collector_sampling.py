@@ -45,7 +45,10 @@ def pending_traces(container_memory_mb: int) -> int:
 # in front of it must leave room for what is held and for the decided traces on their way to the
 # queue. Metrics and logs go on to the collector's general limit (80%). Measured in
 # tests/test_faults.py: with the general limit alone, a few traces that grow until their decision
-# carried the heap past the limit.
+# carried the heap past the limit. Also measured with that load and not taken: a disk-queued
+# loopback hop in front of tail sampling (heap still past the limit), a Tempo queue that blocks
+# when full (the collector then hangs on shutdown), a smaller trace count alone (faster turnover,
+# higher heap).
 TRACES_MEMORY_LIMITER = "memory_limiter/traces"
 TRACES_MEMORY_LIMIT_PERCENTAGE = 50
 TRACES_MEMORY_SPIKE_PERCENTAGE = 15
