@@ -198,9 +198,11 @@ COLLECTOR_INTERNAL = {
     "otelcol_processor_incoming_items_total",
     "otelcol_processor_outgoing_items_total",
     "otelcol_processor_filter_spans_filtered_total",
+    # The ingest tier's load-balancing exporter: how many samplers it routes to (label resolver).
+    "otelcol_loadbalancer_num_backends",
 }
 COLLECTOR_INTERNAL_LABELS = {
-    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal", "filter",
+    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal", "filter", "resolver",
     "service_name", "service_instance_id", "service_version",
 }
 
@@ -256,7 +258,7 @@ CADVISOR_METRICS = {
 }
 CADVISOR_LABELS = {"id", "name", "image", "device", "interface"}
 
-SCRAPE_JOBS = ("otel-collector", "prometheus", "tempo", "loki", "grafana", "cadvisor")
+SCRAPE_JOBS = ("otel-collector", "otel-collector-sampler", "prometheus", "tempo", "loki", "grafana", "cadvisor")
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 

@@ -1,12 +1,16 @@
-"""Collector throughput on this machine: spans per second sustained with the dev stack's config,
-its CPU and peak memory, beside the same collector running the plan's original processors. All
-variants run in one go, so their ratio holds even if the machine's absolute speed varies.
+"""Collector throughput on this machine for the traces pipeline: spans per second sustained, CPU and
+peak memory, for the pipeline as it was before issue 9 (head sampling, no connectors), the single
+collector of today (span metrics, service graph, tail sampling), the ingest and sampler tiers on
+loopback, and a bare OTLP-in/OTLP-out pipeline. All variants run in one go, so their ratio holds
+even if the machine's absolute speed varies.
 
     .venv/bin/python scripts/benchmark.py [--seconds 30] [--out benchmarks/collector.md]
 
-Sender processes replay an SDK-sized OTLP export as fast as the collector accepts it; a second
-collector with a no-op exporter stands in for Tempo. Everything
-shares this machine's cores, so the numbers are a floor for a dedicated host, not a capacity plan.
+Sender processes replay an SDK-sized OTLP export as fast as the collector accepts it, with fresh
+trace ids in every request (tail sampling holds a trace until its decision; repeated ids would be
+late spans of decided traces); a second collector with a no-op exporter stands in for Tempo.
+Everything shares this machine's cores, so the numbers are a floor for a dedicated host, not a
+capacity plan. The new result is put on top of the file; earlier results stay below it, dated.
 """
 
 from __future__ import annotations
@@ -21,30 +25,46 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.services.collector import render_collector_config  # noqa: E402
+from components.services.collector_sampling import INGEST, SAMPLER  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
-from tests.processes import Collector, anonymous_rss_bytes, free_port, scrape, wait_for  # noqa: E402
+from tests.processes import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
 from tests.test_settings import settings_for  # noqa: E402
 
-# The plan's processors (observability-plan.md, "OTEL Collector Configuration"), as written there.
-PLAN_PROCESSORS = {
-    "batch": {"timeout": "10s", "send_batch_size": 1024},
-    "memory_limiter": {"check_interval": "1s", "limit_mib": 512},
-    "resource": {"attributes": [{"key": "service.namespace", "value": "opendeck", "action": "insert"}]},
-    "filter/healthcheck": {"traces": {"span": ['attributes["http.target"] == "/health"']}},
-}
-PLAN_TRACE_PIPELINE = ["memory_limiter", "filter/healthcheck", "resource", "batch"]
+# The traces pipeline before issue 9 (the last commit before it): a head sampler at the end of the
+# traces pipeline, Tempo's metrics generator making the span metrics. Its collector had the
+# probabilistic sampler, which today's manifest no longer holds: it is built from that commit's manifest.
+BEFORE_ISSUE_9 = "2435526e4eda3dfc88e21acb40638263d31f1121"
+BEFORE_ISSUE_9_TRACES = ["memory_limiter", "filter/health", "attributes/scrub", "resource", "probabilistic_sampler"]
+# Both sampling pipelines keep what prod keeps by default, so Tempo gets the same share.
+SAMPLING_PERCENTAGE = "10"
 # Sender processes, each as fast as the collector answers.
 SENDERS = 2
+TEMPO_EXPORTER = "otlp_grpc/tempo"
 
 
-def build(binary_script: str) -> str:
-    return subprocess.run([str(ROOT / "scripts" / binary_script)], check=True, capture_output=True, text=True).stdout.strip()
+def build(binary_script: str, *args: str) -> str:
+    return subprocess.run([str(ROOT / "scripts" / binary_script), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def build_collector_before_issue_9(workdir: Path) -> str:
+    manifest = workdir / "collector-builder-before-issue-9.yaml"
+    manifest.write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE_ISSUE_9}:configs/collector-builder.yaml"],
+                                        check=True, capture_output=True).stdout)
+    return build("build-collector.sh", str(manifest))
+
+
+# The second half of every trace id in the request; each sender replaces it before each export. The
+# random half comes last: tail sampling's probabilistic policy hashes the id with FNV-1a, whose
+# last bytes must vary as in real ids (ids differing only there were kept at 40%, not 10%).
+TRACE_ID_RANDOM_HALF = os.urandom(8)
 
 
 def export_request() -> bytes:
@@ -60,7 +80,7 @@ def export_request() -> bytes:
 
     spans = []
     for trace in range(128):
-        trace_id = trace.to_bytes(16, "big")
+        trace_id = trace.to_bytes(8, "big") + TRACE_ID_RANDOM_HALF
         root = (trace * 4 + 1).to_bytes(8, "big")
         spans.append(trace_pb2.Span(trace_id=trace_id, span_id=root, name="GET /api/decks", kind=2,
                                     start_time_unix_nano=1, end_time_unix_nano=2_000_000,
@@ -80,7 +100,8 @@ SPANS_PER_REQUEST = 512
 
 
 def load(port: int, payload: bytes, seconds: float) -> None:
-    """One sender: the same serialized request, back to back (serializing once keeps the sender cheap)."""
+    """One sender: the serialized request back to back, with new trace ids each time (replacing
+    bytes keeps the sender cheap; serializing anew would make it the bottleneck)."""
     import grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -88,7 +109,7 @@ def load(port: int, payload: bytes, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                export(payload, timeout=10)
+                export(payload.replace(TRACE_ID_RANDOM_HALF, os.urandom(8)), timeout=10)
             except grpc.RpcError:
                 time.sleep(0.01)
 
@@ -116,18 +137,74 @@ def sink(otelcol: str, workdir: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def variants(sink_port: int) -> dict[str, dict]:
-    ours = render_collector_config(settings_for("dev"), {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"})
-    in_memory = copy.deepcopy(ours)
-    for exporter in ("otlp_grpc/tempo", "otlp_http/loki"):
-        del in_memory["exporters"][exporter]["sending_queue"]["storage"]
-    plan = copy.deepcopy(ours)
-    plan["processors"].update(PLAN_PROCESSORS)
-    plan["service"]["pipelines"]["traces"]["processors"] = PLAN_TRACE_PIPELINE
+def single(otelcol: str, workdir: Path, sink_port: int, config: dict) -> Collector:
+    """One collector running `config`, on the loopback addresses Collector chose, sending to the sink."""
+    collector = Collector(otelcol, settings_for("dev"), workdir, tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
+                          prometheus="http://127.0.0.1:9/api/v1/write")
+    listen = copy.deepcopy(collector.config)
+    config = copy.deepcopy(config)
+    config["receivers"] = listen["receivers"]
+    config["extensions"] = {**config["extensions"], **listen["extensions"]}
+    config["service"]["telemetry"] = listen["service"]["telemetry"]
+    config["exporters"] = {name: {**exporter, **_endpoint(listen["exporters"][name])} for name, exporter in config["exporters"].items()}
+    collector.config = config
+    return collector
+
+
+def today_config() -> dict:
+    return render_collector_config(
+        settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE), {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"}
+    )
+
+
+def before_issue_9_config() -> dict:
+    """Today's config with the traces pipeline of before issue 9: the same receiver, processors
+    and exporter, the head sampler last, no connectors and no tail sampling."""
+    config = today_config()
+    config["processors"]["probabilistic_sampler"] = {"sampling_percentage": float(SAMPLING_PERCENTAGE)}
+    pipelines = config["service"]["pipelines"]
+    pipelines["traces"] = {"receivers": ["otlp"], "processors": BEFORE_ISSUE_9_TRACES, "exporters": [TEMPO_EXPORTER]}
+    for name in ("traces/sampling", "metrics/span_metrics", "metrics/service_graph"):
+        del pipelines[name]
+    del config["connectors"]
+    for name in ("tail_sampling", "memory_limiter/traces", "resource_detection/collector_host", "resource/collector.instance.id"):
+        del config["processors"][name]
+    return config
+
+
+def bare_config() -> dict:
+    """OTLP in, OTLP out: no processor, the exporter's default in-memory queue."""
+    config = today_config()
+    config["processors"] = {}
+    config["extensions"] = {"health_check": config["extensions"]["health_check"]}
+    config["service"]["extensions"] = ["health_check"]
+    config["exporters"] = {TEMPO_EXPORTER: {"endpoint": "tempo:4317", "tls": {"insecure": True}}}
+    config["service"]["pipelines"] = {"traces": {"receivers": ["otlp"], "processors": [], "exporters": [TEMPO_EXPORTER]}}
+    del config["connectors"]
+    return config
+
+
+def tiers(otelcol: str, workdir: Path, sink_port: int) -> list[Collector]:
+    """An ingest collector routing by trace id (its disk queue in front) to one sampler, on loopback."""
+    settings = settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)
+    (workdir / "sampler").mkdir()
+    (workdir / "ingest").mkdir()
+    sampler = Collector(otelcol, settings, workdir / "sampler", tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
+                        prometheus="http://127.0.0.1:9/api/v1/write", tier=SAMPLER)
+    ingest = Collector(otelcol, settings, workdir / "ingest", tempo="127.0.0.1:9", loki="http://127.0.0.1:9/otlp",
+                       prometheus="http://127.0.0.1:9/api/v1/write", tier=INGEST, samplers=(f"127.0.0.1:{sampler.otlp_grpc}",))
+    return [ingest, sampler]
+
+
+Variant = Callable[[Path, int], list[Collector]]
+
+
+def variants(otelcol: str, before_otelcol: str) -> dict[str, Variant]:
     return {
-        "dev config (persistent queue)": ours,
-        "dev config, in-memory queue": in_memory,
-        "plan's processors (same receiver and exporter)": plan,
+        "bare OTLP in, OTLP out": lambda w, port: [single(otelcol, w, port, bare_config())],
+        f"before issue 9: head sampling {SAMPLING_PERCENTAGE}%, no connectors": lambda w, port: [single(before_otelcol, w, port, before_issue_9_config())],
+        f"single collector: connectors, tail sampling {SAMPLING_PERCENTAGE}%": lambda w, port: [single(otelcol, w, port, today_config())],
+        "ingest + sampler tiers on loopback (2 processes)": lambda w, port: tiers(otelcol, w, port),
     }
 
 
@@ -143,43 +220,58 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
-def measure(otelcol: str, config: dict, sink_port: int, seconds: float, workdir: Path) -> dict[str, float]:
-    workdir.mkdir(parents=True)
-    collector = Collector(otelcol, settings_for("dev"), workdir, tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
-                          prometheus="http://127.0.0.1:9/api/v1/write")
-    # Keep the loopback addresses Collector chose; take everything else from the variant.
-    listen = copy.deepcopy(collector.config)
-    config = copy.deepcopy(config)
-    config["receivers"] = listen["receivers"]
-    config["extensions"] = {**config["extensions"], **listen["extensions"]}
-    config["service"]["telemetry"] = listen["service"]["telemetry"]
-    config["exporters"] = {name: {**exporter, **_endpoint(listen["exporters"][name])} for name, exporter in config["exporters"].items()}
-    collector.config = config
-    collector.start()
-    pid = collector.process.pid
+def spans(metrics_port: int, name: str, label: str = "", value: str = "") -> float:
+    """A metric of a collector's own telemetry, summed over the series whose `label` is `value` (all without a label)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        named = line.startswith(name + "{") or line.startswith(name + " ")
+        if named and (not label or f'{label}="{value}"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def measure(collectors: list[Collector], seconds: float) -> dict[str, float]:
+    """collectors[0] takes the load; every collector that has a Tempo exporter counts what it sent."""
+    for collector in reversed(collectors):
+        collector.start()
+    entry = collectors[0]
+    pids = [c.process.pid for c in collectors]
+    senders_to = [c.metrics for c in collectors if TEMPO_EXPORTER in c.config["exporters"]]
+
+    def counts() -> tuple[float, float, float, float]:
+        accepted = spans(entry.metrics, "otelcol_receiver_accepted_spans_total")
+        refused = spans(entry.metrics, "otelcol_receiver_refused_spans_total")
+        sent = sum(spans(port, "otelcol_exporter_sent_spans_total", "exporter", TEMPO_EXPORTER) for port in senders_to)
+        # What the sampler tier took from the ingest tier's queue (the entry itself where there is one collector).
+        last = spans(collectors[-1].metrics, "otelcol_receiver_accepted_spans_total")
+        return accepted, refused, sent, last
+
     payload = export_request()
-    senders = [multiprocessing.Process(target=load, args=(collector.otlp_grpc, payload, seconds + 10)) for _ in range(SENDERS)]
+    senders = [multiprocessing.Process(target=load, args=(entry.otlp_grpc, payload, seconds + 10)) for _ in range(SENDERS)]
     for sender in senders:
         sender.start()
-    time.sleep(5)  # warm-up
-    before, cpu_before, start = scrape(collector.metrics), cpu_seconds(pid), time.monotonic()
+    time.sleep(5)  # warm-up, longer than a tail-sampling decision after the root span
+    before, cpu_before, start = counts(), sum(cpu_seconds(p) for p in pids), time.monotonic()
     anonymous_peak = 0
     while time.monotonic() - start < seconds:
-        anonymous_peak = max(anonymous_peak, anonymous_rss_bytes(pid))
+        anonymous_peak = max(anonymous_peak, sum(anonymous_rss_bytes(p) for p in pids))
         time.sleep(0.25)
-    after, cpu_after, elapsed = scrape(collector.metrics), cpu_seconds(pid), time.monotonic() - start
+    after, cpu_after, elapsed = counts(), sum(cpu_seconds(p) for p in pids), time.monotonic() - start
     for sender in senders:
         sender.kill()
         sender.join()
     result = {
-        "accepted_per_second": (after["otelcol_receiver_accepted_spans_total"] - before["otelcol_receiver_accepted_spans_total"]) / elapsed,
-        "sent_per_second": (after.get("otelcol_exporter_sent_spans_total", 0) - before.get("otelcol_exporter_sent_spans_total", 0)) / elapsed,
-        "refused": after.get("otelcol_receiver_refused_spans_total", 0) - before.get("otelcol_receiver_refused_spans_total", 0),
+        "accepted_per_second": (after[0] - before[0]) / elapsed,
+        "refused": after[1] - before[1],
+        "sent_per_second": (after[2] - before[2]) / elapsed,
+        "last_accepted_per_second": (after[3] - before[3]) / elapsed,
         "cpu_cores": (cpu_after - cpu_before) / elapsed,
-        "peak_rss_mib": peak_rss(pid) / 2**20,
+        "peak_rss_mib": sum(peak_rss(p) for p in pids) / 2**20,
         "peak_anonymous_mib": anonymous_peak / 2**20,
     }
-    collector.stop()
+    for collector in collectors:
+        collector.stop()
     return result
 
 
@@ -195,44 +287,49 @@ def main() -> None:
     otelcol = build("build-collector.sh")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        before_otelcol = build_collector_before_issue_9(workdir)
         sink_process, sink_port = sink(otelcol, workdir)
         try:
-            results = {
-                name: measure(otelcol, config, sink_port, args.seconds, workdir / f"run{index}")
-                for index, (name, config) in enumerate(variants(sink_port).items())
-            }
+            results = {}
+            for index, (name, make) in enumerate(variants(otelcol, before_otelcol).items()):
+                (workdir / f"run{index}").mkdir()
+                results[name] = measure(make(workdir / f"run{index}", sink_port), args.seconds)
         finally:
             sink_process.terminate()
             sink_process.wait()
     version = subprocess.run([otelcol, "--version"], capture_output=True, text=True).stdout.strip()
-    baseline = results["plan's processors (same receiver and exporter)"]["sent_per_second"]
+    baseline = results["bare OTLP in, OTLP out"]["last_accepted_per_second"]
     lines = [
-        "# Collector benchmark",
+        f"## {datetime.date.today().isoformat()}: the traces pipeline before and after issue 9",
         "",
-        f"Run on {datetime.date.today().isoformat()} by `scripts/benchmark.py --seconds {args.seconds:g}` on "
-        f"{platform.machine()}, {os.cpu_count()} cores, shared by the collector, the load generator "
-        f"({SENDERS} sender processes, unthrottled, {SPANS_PER_REQUEST} spans per request in traces of 4) and the sink. Collector: {version}.",
+        f"`nice -n 10 scripts/benchmark.py --seconds {args.seconds:g}` on {platform.machine()}, {os.cpu_count()} cores shared by the "
+        f"collectors, the load generator ({SENDERS} sender processes, unthrottled, {SPANS_PER_REQUEST} spans per request in traces "
+        "of 4, new trace ids in every request), the sink standing in for Tempo and whatever else ran on the machine (other "
+        f"workers' builds and tests): read the ratios, not the absolute numbers. Collector: {version}; before issue 9: the "
+        f"collector built from commit {BEFORE_ISSUE_9[:7]}'s manifest. Sampling at {SAMPLING_PERCENTAGE}% in both sampling "
+        "pipelines. CPU and memory of the tiers are the sum over both processes.",
         "",
-        "| variant | spans/s sent | spans/s accepted | refused | CPU (cores) | peak RSS (MiB) | peak anonymous RSS (MiB) | vs plan |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | spans/s accepted | spans/s taken by the sampler | spans/s sent to Tempo | refused | CPU (cores) | peak RSS (MiB) "
+        "| peak anonymous RSS (MiB) | taken by the sampler vs bare |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['sent_per_second']:,.0f} | {r['accepted_per_second']:,.0f} | {r['refused']:,.0f} | {r['cpu_cores']:.2f} "
-            f"| {r['peak_rss_mib']:.0f} | {r['peak_anonymous_mib']:.0f} | {r['sent_per_second'] / baseline:.2f} |"
+            f"| {name} | {r['accepted_per_second']:,.0f} | {r['last_accepted_per_second']:,.0f} | {r['sent_per_second']:,.0f} "
+            f"| {r['refused']:,.0f} | {r['cpu_cores']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anonymous_mib']:.0f} "
+            f"| {r['last_accepted_per_second'] / baseline:.2f} |"
         )
     lines += [
         "",
-        "Peak RSS includes the persistent queue's memory-mapped file (page cache the kernel can reclaim);",
-        "anonymous RSS is the collector's own memory. The plan's variant keeps our receiver and exporter, so",
-        "the comparison isolates the processors: its batch processor (10 s, 1024 spans) sits in front of the",
-        "exporter's queue. That is faster with a queue on disk (half as many writes) but acknowledges spans",
-        "it only holds in memory and drops what a full queue refuses; the dev config writes each request to",
-        "disk before acknowledging it, and the in-memory row shows what that durability costs.",
+        "Peak RSS includes the persistent queues' memory-mapped files (page cache the kernel can reclaim);",
+        "anonymous RSS is the collectors' own memory.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    history = args.out.read_text() if args.out.exists() else ""
+    title = "# Collector benchmark\n"
+    earlier = history.removeprefix(title).lstrip("\n")
+    args.out.write_text(title + "\n" + "\n".join(lines) + ("\n" + earlier if earlier else ""))
     print("\n".join(lines))
 
 

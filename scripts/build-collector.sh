@@ -2,11 +2,12 @@
 # Build the collector from configs/collector-builder.yaml with the OpenTelemetry Collector Builder
 # at the pinned version. The binary is cached by the manifest's hash outside the work tree, so a
 # fresh clone on the same machine reuses it; it is rebuilt only when the manifest changes.
-# Prints the binary's path.
+# Prints the binary's path. An optional argument names another manifest (scripts/benchmark.py
+# builds the collector of an earlier commit that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-manifest=configs/collector-builder.yaml
+manifest=${1:-configs/collector-builder.yaml}
 version=$(sed -n 's/^  version: *//p' "$manifest")
 hash=$(sha256sum "$manifest" | cut -c1-16)
 cache="${OBSERVABILITY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/observability-stack}"

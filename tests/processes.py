@@ -28,7 +28,7 @@ from components.services.collector import (
     QUEUE_STORAGE,
     render_collector_config,
 )
-from components.services.prometheus import GRAFANA_JOB, prometheus_args, render_prometheus_config
+from components.services.prometheus import COLLECTOR_SAMPLER_JOB, GRAFANA_JOB, prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
 
@@ -182,12 +182,14 @@ class Prometheus:
     """Prometheus running our rendered config and flags, scraping the collector's own metrics."""
 
     def __init__(
-        self, binary: str, settings: Settings, workdir: Path, collector_metrics: str,
+        self, binary: str, settings: Settings, workdir: Path, collector_metrics: str, sampler_metrics: Optional[str] = None,
         grafana: Optional[str] = None, grafana_metrics_password: str = "grafana-metrics-password-for-tests",
     ):
+        """sampler_metrics: the sampler tier's metrics endpoint, scraped as its own job, where one runs."""
         self.port = free_port()
         targets = {
             "otel-collector": collector_metrics,
+            **({COLLECTOR_SAMPLER_JOB: sampler_metrics} if sampler_metrics else {}),
             "prometheus": f"127.0.0.1:{self.port}",
             # Not running here: their `up` is 0, which the stack-health panel shows as such.
             "tempo": f"127.0.0.1:{free_port()}",

@@ -54,7 +54,9 @@ def test_every_collector_pipeline_starts_with_memory_limiter_and_batches(setting
     browser = {"traces/browser", "logs/browser"} if settings.otlp_require_token and tier != collector.SAMPLER else set()
     assert set(pipelines) == PIPELINES[tier] | browser
     for name, pipeline in pipelines.items():
-        assert pipeline["processors"][0] == ("memory_limiter/browser" if name in browser else "memory_limiter")
+        # Where tail sampling holds traces, spans meet the stricter limiter that protects it.
+        traces_first = collector_sampling.TRACES_MEMORY_LIMITER if name == "traces" and tier != collector.INGEST else "memory_limiter"
+        assert pipeline["processors"][0] == ("memory_limiter/browser" if name in browser else traces_first)
         for exporter in pipeline["exporters"]:
             if exporter in config.get("connectors", {}):
                 # Handed on to another pipeline, which batches.
@@ -111,6 +113,13 @@ def test_one_collector_makes_span_metrics_and_the_service_graph_from_every_span_
     assert set(pipelines["traces"]["exporters"]) == {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
     assert pipelines["traces/sampling"]["processors"] == ["memory_limiter", "tail_sampling"]
     assert pipelines["traces/sampling"]["exporters"] == ["otlp_grpc/tempo"]
+    # Spans are refused before the connectors count them, at a lower heap than metrics and logs.
+    processors = render_tier(settings, collector.ALL)["processors"]
+
+    def soft_limit(name: str) -> int:
+        return processors[name]["limit_percentage"] - processors[name]["spike_limit_percentage"]
+
+    assert soft_limit(collector_sampling.TRACES_MEMORY_LIMITER) < soft_limit("memory_limiter")
     assert "probabilistic_sampler" not in render_tier(settings, collector.ALL)["processors"]
 
 
@@ -253,7 +262,7 @@ def test_scrub_runs_on_traces_and_logs_but_not_metrics(settings):
     assert "attributes/scrub" in pipelines["logs"]["processors"]
     assert "filter/health" in pipelines["traces"]["processors"]
     # Health checks are dropped before the connectors and the sampler ever see them.
-    assert pipelines["traces"]["processors"][:2] == ["memory_limiter", "filter/health"]
+    assert pipelines["traces"]["processors"][:2] == [collector_sampling.TRACES_MEMORY_LIMITER, "filter/health"]
 
 
 # ---- prometheus

@@ -34,7 +34,7 @@ from components.services.collector_sampling import DECISION_WAIT_SECONDS, INGEST
 from tests.conftest import report
 from tests.processes import Collector, Prometheus, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore
-from tests.test_e2e import load_traffic
+from tests.test_e2e import alert_rules_on_prometheus, load_traffic
 from tests.test_faults import CountingExporter
 from tests.test_settings import settings_for
 
@@ -245,7 +245,10 @@ def tiers(otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Tiers]:
                   prometheus=prometheus_placeholder, tier=INGEST, samplers=addresses)
         for i in range(2)
     ]
-    prometheus = Prometheus(prometheus_bin, settings, workdir, collector_metrics=f"127.0.0.1:{samplers[0].metrics}")
+    # Each tier scraped as its own job, as the aws stack scrapes them.
+    prometheus = Prometheus(
+        prometheus_bin, settings, workdir, collector_metrics=f"127.0.0.1:{ingest[0].metrics}", sampler_metrics=f"127.0.0.1:{samplers[0].metrics}"
+    )
     for collector in samplers + ingest:
         collector.write_metrics_to(prometheus.remote_write_url)
     app = SampleApp(directory("app"), ingest[0].otlp_grpc)
@@ -363,3 +366,28 @@ def test_prometheus_rejected_no_sample_from_the_tiers(tiers):
     assert all(v == 0 for v in rejected.values())
     assert not refused or float(refused[0]["value"][1]) == 0
     assert all(v == 0 for v in failed.values())
+
+
+def collector_down_values(tiers: Tiers) -> dict[tuple[str, str], float]:
+    rule = next(r for r in alert_rules_on_prometheus() if r.uid == "stack-collector-down")
+    return {(r["metric"]["job"], r["metric"]["instance"]): float(r["value"][1]) for r in tiers.prometheus.query(rule.query)}
+
+
+def test_the_collector_down_rule_watches_both_tiers(tiers):
+    """Runs last: it stops the scraped sampler to see the rule's value drop."""
+    ingest, sampler = (f"127.0.0.1:{c.metrics}" for c in (tiers.ingest[0], tiers.samplers[0]))
+    healthy = poll(lambda: (v := collector_down_values(tiers)) and len(v) == 3 and v, 30, interval=1)
+    report(f"tiers: collector-down rule while both tiers run: {healthy}")
+    # Each tier up, and the ingest collector routes to both samplers (its instance, the sampler job).
+    assert healthy == {
+        ("otel-collector", ingest): 1.0,
+        ("otel-collector-sampler", sampler): 1.0,
+        ("otel-collector-sampler", ingest): 2.0,
+    }
+    tiers.samplers[0].stop()
+    try:
+        down = poll(lambda: collector_down_values(tiers).get(("otel-collector-sampler", sampler)) == 0.0, 30, interval=1)
+        report(f"tiers: collector-down rule with the scraped sampler stopped: {collector_down_values(tiers)}")
+        assert down, collector_down_values(tiers)
+    finally:
+        tiers.samplers[0].start()

@@ -41,9 +41,11 @@ from components.services.collector_sampling import (
     SPAN_SERIES_WRITER,
     TIERS,
     TO_SAMPLING,
+    TRACES_MEMORY_LIMITER,
     add_span_series_writer,
     span_connectors,
     tail_sampling,
+    traces_memory_limiter,
 )
 from components.settings import Settings
 from components.yamltext import to_yaml
@@ -173,12 +175,14 @@ def render_collector_config(
             }
         },
         "processors": {
-            # First in every pipeline: refuse data (retryable) before memory runs out.
+            # First in every pipeline (traces: the stricter one below where tail sampling runs):
+            # refuse data (retryable) before memory runs out.
             "memory_limiter": {
                 "check_interval": "1s",
                 "limit_percentage": MEMORY_LIMIT_PERCENTAGE,
                 "spike_limit_percentage": MEMORY_SPIKE_PERCENTAGE,
             },
+            TRACES_MEMORY_LIMITER: traces_memory_limiter(),
             "filter/health": {"error_mode": "ignore", "traces": {"span": _health_span_conditions()}},
             "attributes/scrub": {
                 "actions": [
@@ -255,7 +259,7 @@ def render_collector_config(
                 # connectors (every span) and to tail sampling (what reaches Tempo).
                 "traces": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "filter/health", "attributes/scrub", "resource"],
+                    "processors": [TRACES_MEMORY_LIMITER, "filter/health", "attributes/scrub", "resource"],
                     "exporters": [SPAN_METRICS, SERVICE_GRAPH, TO_SAMPLING],
                 },
                 "traces/sampling": {
@@ -336,12 +340,14 @@ def _route_traces_to_samplers(config: dict[str, Any], sampler_host: str) -> None
     )
     pipelines = config["service"]["pipelines"]
     pipelines["traces"]["exporters"] = [LOAD_BALANCING]
+    # Nothing here holds traces: the disk queue takes them, and the samplers refuse into it.
+    pipelines["traces"]["processors"][0] = "memory_limiter"
     for name in ("traces/sampling", "metrics/span_metrics", "metrics/service_graph"):
         del pipelines[name]
     del config["connectors"]
     del config["exporters"]["otlp_grpc/tempo"]
     del config["exporters"][SPAN_SERIES_WRITER]
-    for name in ("tail_sampling", INSTANCE_DETECTION, INSTANCE_LABEL):
+    for name in ("tail_sampling", INSTANCE_DETECTION, INSTANCE_LABEL, TRACES_MEMORY_LIMITER):
         del config["processors"][name]
 
 
@@ -355,7 +361,7 @@ def _sample_only(config: dict[str, Any]) -> None:
     what tail sampling keeps, and queues it on disk toward Tempo."""
     config["receivers"]["otlp"]["protocols"] = {"grpc": config["receivers"]["otlp"]["protocols"]["grpc"]}
     pipelines = config["service"]["pipelines"]
-    pipelines["traces"]["processors"] = ["memory_limiter"]
+    pipelines["traces"]["processors"] = [TRACES_MEMORY_LIMITER]
     for name in ("metrics", "logs"):
         del pipelines[name]
     del config["exporters"]["otlp_http/loki"]

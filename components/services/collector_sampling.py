@@ -28,14 +28,38 @@ DECISION_WAIT_AFTER_ROOT_SECONDS = 2
 # Traces held at once: a quarter of the container's memory at 16 KiB a trace (ten to twenty
 # spans). When full, intake waits for decisions to free space (block_on_overflow) instead of
 # evicting undecided traces, so pressure reaches the memory limiter and the senders as a retryable
-# refusal. Throughput per collector is then at most pending / DECISION_WAIT_AFTER_ROOT traces a
-# second (a 512 MiB collector: 8192 held, about 4000 traces/s).
+# refusal. Throughput per collector is then at most pending / (DECISION_WAIT_AFTER_ROOT + 1 s, as
+# decisions are made once a second) traces a second: a 512 MiB collector holds 8192, measured
+# 2,700 traces/s (benchmarks/collector.md).
 PENDING_TRACES_MEMORY_SHARE = 4
 TRACE_KIB = 16
 
 
 def pending_traces(container_memory_mb: int) -> int:
     return container_memory_mb * 1024 // PENDING_TRACES_MEMORY_SHARE // TRACE_KIB
+
+
+# Where tail sampling runs, spans are refused (retryable) once the heap passes 35% of the container
+# (limit 50%, spike 15%), before the connectors count them and before tail sampling holds them:
+# tail sampling acknowledges a trace at once and holds it until its decision, so the memory limiter
+# in front of it must leave room for what is held and for the decided traces on their way to the
+# queue. Metrics and logs go on to the collector's general limit (80%). Measured in
+# tests/test_faults.py: with the general limit alone, a few traces that grow until their decision
+# carried the heap past the limit. Also measured with that load and not taken: a disk-queued
+# loopback hop in front of tail sampling (heap still past the limit), a Tempo queue that blocks
+# when full (the collector then hangs on shutdown), a smaller trace count alone (faster turnover,
+# higher heap).
+TRACES_MEMORY_LIMITER = "memory_limiter/traces"
+TRACES_MEMORY_LIMIT_PERCENTAGE = 50
+TRACES_MEMORY_SPIKE_PERCENTAGE = 15
+
+
+def traces_memory_limiter() -> dict[str, Any]:
+    return {
+        "check_interval": "1s",
+        "limit_percentage": TRACES_MEMORY_LIMIT_PERCENTAGE,
+        "spike_limit_percentage": TRACES_MEMORY_SPIKE_PERCENTAGE,
+    }
 
 
 # Trace ids remembered after a decision, so late spans follow their trace (upstream advises an
