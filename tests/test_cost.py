@@ -1,0 +1,63 @@
+"""The default prod stack's monthly cost, computed from what the mocked program registers (tests/costs.py),
+is within the budget and is what the README's cost table says, row by row."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.costs import PRICE_DATE, monthly_costs, total
+from tests.harness import project_path, run_program
+
+BUDGET_USD = 150
+_SECTION = "### Cost at the default sizing"
+_AMOUNT = re.compile(r"\*\*\$(\d+(?:\.\d\d)?)\*\*")
+
+
+def readme_cost_table() -> dict[str, float]:
+    """item -> the bold amount of its row, the total row under "total"."""
+    text = project_path("README.md").read_text()
+    section = text[text.index(_SECTION):]
+    section = section[: section.index("\n### ", len(_SECTION))]
+    rows: dict[str, float] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not line.startswith("|"):
+            continue
+        amount = _AMOUNT.search(cells[-1])
+        if amount:
+            rows[cells[0].strip("*")] = float(amount.group(1))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def default_prod_costs():
+    run = run_program("prod")
+    assert run.error is None, run.error
+    return monthly_costs(run)
+
+
+def test_default_prod_stack_costs_at_most_150_dollars_a_month(default_prod_costs):
+    assert total(default_prod_costs) <= BUDGET_USD, {line.item: line.usd for line in default_prod_costs}
+
+
+def test_readme_cost_table_is_the_computed_cost_row_by_row(default_prod_costs):
+    table = readme_cost_table()
+    computed = {line.item: line.usd for line in default_prod_costs}
+    assert {item: usd for item, usd in table.items() if item != "total"} == computed
+    assert table["total"] == total(default_prod_costs)
+
+
+def test_readme_states_the_price_date():
+    text = project_path("README.md").read_text()
+    assert f"as of {PRICE_DATE}" in text[text.index(_SECTION):]
+
+
+def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(default_prod_costs):
+    """The choice of the default: one NAT gateway (and its address) costs more than a public
+    address per task at the default task count."""
+    private = monthly_costs(run_program("prod", {"taskSubnets": "private"}))
+    assert "NAT gateways" not in {line.item for line in default_prod_costs}
+    assert {line.item: line.usd for line in private}["NAT gateways"] > 35
+    assert total(private) > total(default_prod_costs)
