@@ -13,15 +13,20 @@ from tests.harness import project_path, run_program
 BUDGET_USD = 150
 _SECTION = "### Cost at the default sizing"
 _AMOUNT = re.compile(r"\*\*\$(\d+(?:\.\d\d)?)\*\*")
+# A row of the alternatives table: | `key: value` (what it means) | $total | ...
+_ALTERNATIVE = re.compile(r"^\| `(\w+): (\w+)`[^|]*\| \$(\d+\.\d\d) \|")
+
+
+def _cost_section() -> str:
+    text = project_path("README.md").read_text()
+    section = text[text.index(_SECTION):]
+    return section[: section.index("\n### ", len(_SECTION))]
 
 
 def readme_cost_table() -> dict[str, float]:
     """item -> the bold amount of its row, the total row under "total"."""
-    text = project_path("README.md").read_text()
-    section = text[text.index(_SECTION):]
-    section = section[: section.index("\n### ", len(_SECTION))]
     rows: dict[str, float] = {}
-    for line in section.splitlines():
+    for line in _cost_section().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 4 or not line.startswith("|"):
             continue
@@ -29,6 +34,10 @@ def readme_cost_table() -> dict[str, float]:
         if amount:
             rows[cells[0].strip("*")] = float(amount.group(1))
     return rows
+
+
+def readme_alternatives() -> dict[tuple[str, str], float]:
+    return {(m[1], m[2]): float(m[3]) for m in map(_ALTERNATIVE.match, _cost_section().splitlines()) if m}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +59,7 @@ def test_readme_cost_table_is_the_computed_cost_row_by_row(default_prod_costs):
 
 
 def test_readme_states_the_price_date():
-    text = project_path("README.md").read_text()
-    assert f"as of {PRICE_DATE}" in text[text.index(_SECTION):]
+    assert f"as of {PRICE_DATE}" in _cost_section()
 
 
 def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(default_prod_costs):
@@ -61,3 +69,12 @@ def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(defaul
     assert "NAT gateways" not in {line.item for line in default_prod_costs}
     assert {line.item: line.usd for line in private}["NAT gateways"] > 35
     assert total(private) > total(default_prod_costs)
+
+
+def test_readme_prices_each_alternative_setting_as_computed():
+    alternatives = readme_alternatives()
+    assert {key for key, _ in alternatives} == {"cpuArchitecture", "taskSubnets", "collectorMaxTasks", "metricsBackend"}
+    for (key, value), usd in alternatives.items():
+        run = run_program("prod", {key: value})
+        assert run.error is None, run.error
+        assert total(monthly_costs(run)) == usd, (key, value)

@@ -858,3 +858,15 @@ def test_public_tasks_in_a_given_vpc_use_its_public_subnets():
         assert (network["subnets"], network["assignPublicIp"]) == (json.loads(EXISTING_VPC["publicSubnetIds"]), True)
     mounts = {unwrap(m.inputs)["subnetId"] for m in run.of_type("aws:efs/mountTarget:MountTarget")}
     assert mounts == set(json.loads(EXISTING_VPC["publicSubnetIds"]))
+
+
+def test_default_collector_memory_limits_follow_its_task_size():
+    """The memory limiter works in shares of the container's limit and GOMEMLIMIT is derived from
+    it: both follow collectorMemoryMb, whatever size the task is given."""
+    for memory in ("512", "2048"):
+        run = run_program("prod", {"collectorMemoryMb": memory})
+        task = unwrap(run.one(TASK, "collector-task").inputs)
+        (main,) = [c for c in json.loads(task["containerDefinitions"]) if c["name"] == collector.NAME]
+        assert int(task["memory"]) == main["memory"] == int(memory)
+        env = {e["name"]: e["value"] for e in main["environment"]}
+        assert env["GOMEMLIMIT"] == collector.go_memory_limit(int(memory)) == f"{int(memory) * 64 // 100}MiB"

@@ -164,7 +164,7 @@ class FargateService(pulumi.ComponentResource):
             tags={"Name": f"{shared.prefix}-{name}"},
             opts=child,
         )
-        # Out: HTTPS anywhere (image registries, AWS APIs through the NAT or the S3 endpoint,
+        # Out: HTTPS anywhere (image registries, AWS APIs through NAT, the public IP or the S3 endpoint,
         # webhooks), any port of the other services (their own groups admit only their ports), and
         # what the spec names (SMTP, a database). DNS to the VPC resolver needs no rule: security
         # groups do not filter traffic to the Amazon DNS server (Amazon VPC user guide).
