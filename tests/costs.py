@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
 from tests.harness import ProgramRun, unwrap
 
 PRICE_DATE = "2026-12-02"
@@ -25,6 +26,7 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "fargate_x86_gb_hour": (0.004445, "per GB-hour", _FARGATE_PAGE),
     "fargate_arm_vcpu_hour": (0.03238, "per vCPU-hour", _FARGATE_PAGE),
     "fargate_arm_gb_hour": (0.00356, "per GB-hour", _FARGATE_PAGE),
+    "fargate_storage_gb_hour": (0.000111, "per GB-hour of ephemeral storage beyond the included 20 GB", _FARGATE_PAGE),
     "alb_hour": (0.0252, "per load balancer-hour", _MEMORY + " (Elastic Load Balancing)"),
     "alb_lcu_hour": (0.008, "per LCU-hour", _MEMORY + " (Elastic Load Balancing)"),
     "nat_hour": (0.048, "per NAT gateway-hour", _MEMORY + " (Amazon VPC)"),
@@ -88,6 +90,8 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
         arch = "arm" if inputs["runtimePlatform"]["cpuArchitecture"] == "ARM64" else "x86"
         vcpu, gb = int(inputs["cpu"]) / 1024, int(inputs["memory"]) / 1024
         lines["Fargate"] += count * hours * (vcpu * price(f"fargate_{arch}_vcpu_hour") + gb * price(f"fargate_{arch}_gb_hour"))
+        extra_storage = int((inputs.get("ephemeralStorage") or {}).get("sizeInGib", FARGATE_EPHEMERAL_STORAGE_GIB)) - FARGATE_EPHEMERAL_STORAGE_GIB
+        lines["Fargate"] += count * hours * max(extra_storage, 0) * price("fargate_storage_gb_hour")
         if service["networkConfiguration"].get("assignPublicIp"):
             public_task_ips += count
     for balancer in run.of_type("aws:lb/loadBalancer:LoadBalancer"):

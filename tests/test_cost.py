@@ -78,3 +78,10 @@ def test_readme_prices_each_alternative_setting_as_computed():
         run = run_program("prod", {key: value})
         assert run.error is None, run.error
         assert total(monthly_costs(run)) == usd, (key, value)
+
+
+def test_ephemeral_storage_beyond_fargates_20_gb_is_priced(default_prod_costs):
+    bigger = {line.item: line.usd for line in monthly_costs(run_program("prod", {"prometheusStorageGib": "100"}))}
+    fargate = {line.item: line.usd for line in default_prod_costs}["Fargate"]
+    # 80 GB more for one task: 80 x 730 h x $0.000111.
+    assert bigger["Fargate"] == pytest.approx(fargate + 6.48, abs=0.01)
