@@ -1,9 +1,9 @@
 """What a mocked prod run costs a month: the resources it registers x the README's reference workload
 x one price table. README.md's "Cost at the default sizing" table must say the same.
 
-Prices are eu-west-1 list prices, as used on 2026-12-02. SOURCE says where each comes from: a page
-read that day (through its copy in the search index), or memory (confirm those in the AWS Pricing
-Calculator).
+Prices are eu-west-1 list prices, as used on 2026-12-02. The third field of each says where it comes
+from: a page read that day (its copy in the search index), or memory (confirm those in the AWS
+Pricing Calculator).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.harness import ProgramRun, unwrap
 PRICE_DATE = "2026-12-02"
 HOURS_PER_MONTH = 730
 
-_FARGATE_PAGE = "vantage.sh/blog/fargate-pricing (quotes the AWS Fargate pricing page; us-east-1, eu-west-1 the same from memory)"
+_FARGATE_PAGE = "vantage.sh/blog/fargate-pricing, read 2026-12-02 (quotes the AWS Fargate page for us-east-1; eu-west-1 the same from memory)"
 _MEMORY = "from memory of the AWS pricing page"
 
 # name: (USD, unit, source)
@@ -32,7 +32,7 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "nat_hour": (0.048, "per NAT gateway-hour", _MEMORY + " (Amazon VPC)"),
     "nat_gb": (0.048, "per GB processed", _MEMORY + " (Amazon VPC)"),
     "interface_endpoint_hour": (0.011, "per endpoint and zone-hour", _MEMORY + " (AWS PrivateLink)"),
-    "public_ipv4_hour": (0.005, "per address-hour", "the task brief and the Amazon VPC pricing page (public IPv4 since 2024)"),
+    "public_ipv4_hour": (0.005, "per address-hour", "issue 12's brief (the Amazon VPC pricing page's public IPv4 charge; not re-read)"),
     "efs_gb_month": (0.33, "per GB-month (Standard)", _MEMORY + " (Amazon EFS)"),
     "backup_gb_month": (0.05, "per GB-month (EFS warm backup)", _MEMORY + " (AWS Backup)"),
     "s3_gb_month": (0.023, "per GB-month (Standard)", _MEMORY + " (Amazon S3)"),
