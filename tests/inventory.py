@@ -17,17 +17,25 @@ from tests.harness import ProgramRun, Registered, project_path, run_program, unw
 
 INVENTORY_FIXTURE = "tests/fixtures/aws-inventory.json"
 URNS_FIXTURE = "tests/fixtures/aws-urns-before-split.json"
-# The prod stack file, the same with an existing VPC, and with the self-hosted Prometheus (task
-# roles then come into being in other places).
+# The prod stack file as it is (its default), and the shapes recorded before the split: prod scaled
+# out with the managed metrics store and tasks in private subnets, the same with an existing VPC,
+# and with the self-hosted Prometheus (task roles then come into being in other places).
+_SCALED_OUT = {"collectorMaxTasks": "4", "taskSubnets": "private"}
 VARIANTS: dict[str, dict[str, Optional[str]]] = {
-    "prod": {},
+    "default": {},
+    "prod": {**_SCALED_OUT, "metricsBackend": "amp"},
     "existing-vpc": {
+        **_SCALED_OUT,
+        "metricsBackend": "amp",
         "vpcId": "vpc-0a1b2c3d4e5f60718",
         "publicSubnetIds": '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]',
         "privateSubnetIds": '["subnet-0b0000000000000b1", "subnet-0b0000000000000b2"]',
     },
-    "self-hosted-prometheus": {"metricsBackend": "prometheus"},
+    "self-hosted-prometheus": {**_SCALED_OUT, "metricsBackend": "prometheus"},
 }
+# The default has no URNs of its own from before the split: its resources are those of prod with
+# the self-hosted Prometheus, fewer (no NAT gateway, no private subnets), under the same names.
+URNS_RECORDED_AS = {"default": "self-hosted-prometheus"}
 
 
 def entry(resource: Registered) -> dict[str, Any]:

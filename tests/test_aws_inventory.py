@@ -20,7 +20,7 @@ import json
 import pytest
 
 from tests.harness import ProgramRun, project_path, run_program
-from tests.inventory import INVENTORY_FIXTURE, URNS_FIXTURE, VARIANTS, EngineUrns, custom_resources, inventory
+from tests.inventory import INVENTORY_FIXTURE, URNS_FIXTURE, URNS_RECORDED_AS, VARIANTS, EngineUrns, custom_resources, inventory
 
 # Where the new components sit: a resource's parents may change to these, nothing else.
 NEW_COMPONENTS = {
@@ -58,7 +58,7 @@ def test_every_aws_resource_keeps_its_type_name_and_inputs(variant):
 
 def test_moved_resources_alias_their_old_urn(variant):
     name, run = variant
-    old_urns = _fixture(URNS_FIXTURE)[name]
+    old_urns = _fixture(URNS_FIXTURE)[URNS_RECORDED_AS.get(name, name)]
     urns = EngineUrns(run)
     unresolved, moved = [], 0
     for resource in custom_resources(run):
@@ -77,7 +77,7 @@ def test_moved_resources_alias_their_old_urn(variant):
 
 def test_data_stores_resolve_to_their_deployed_urn(variant):
     name, run = variant
-    old_urns = _fixture(URNS_FIXTURE)[name]
+    old_urns = _fixture(URNS_FIXTURE)[URNS_RECORDED_AS.get(name, name)]
     urns = EngineUrns(run)
     stores = [r for r in custom_resources(run) if r.type in DATA_STORES]
     assert stores, "the stack has data stores"
@@ -89,7 +89,7 @@ def test_data_stores_resolve_to_their_deployed_urn(variant):
 def test_an_alias_check_catches_a_missing_alias(variant):
     """Negative control: without its aliases, a moved bucket would not resolve to the deployed one."""
     name, run = variant
-    old_urns = _fixture(URNS_FIXTURE)[name]
+    old_urns = _fixture(URNS_FIXTURE)[URNS_RECORDED_AS.get(name, name)]
     urns = EngineUrns(run)
     bucket = next(r for r in custom_resources(run) if r.type == "aws:s3/bucket:Bucket")
     old = old_urns[f"{bucket.type}::{bucket.name}"]

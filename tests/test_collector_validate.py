@@ -38,9 +38,14 @@ def validate(otelcol: str, config: dict, tmp_path: Path) -> subprocess.Completed
     return subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True, env=env)
 
 
-def rendered(stack: str, tier: str) -> dict:
-    """As deployed: with the managed metrics store where the stack uses one (prod: sigv4auth)."""
-    settings = settings_for(stack)
+# Every stack file as it is, and prod with the managed metrics store (sigv4auth), a supported option.
+DEPLOYMENTS = [(stack, {}) for stack in stack_names()] + [("prod", {"metricsBackend": "amp"})]
+DEPLOYMENT_IDS = [stack + "".join(f"-{k}={v}" for k, v in overrides.items()) for stack, overrides in DEPLOYMENTS]
+
+
+def rendered(stack: str, tier: str, **overrides: str) -> dict:
+    """As deployed: with the managed metrics store where the settings use one."""
+    settings = settings_for(stack, **overrides)
     sampler_host = SAMPLER_NAME if tier == INGEST else None
     return render_collector_config(settings, HOSTS, metrics=stores(settings)[2], tier=tier, sampler_host=sampler_host)
 
@@ -50,16 +55,16 @@ def component_types(config: dict, kind: str) -> set[str]:
 
 
 @pytest.mark.parametrize("tier", TIERS)
-@pytest.mark.parametrize("stack", stack_names())
-def test_rendered_config_passes_otelcol_validate(stack, tier, otelcol, tmp_path):
-    result = validate(otelcol, rendered(stack, tier), tmp_path)
+@pytest.mark.parametrize(("stack", "overrides"), DEPLOYMENTS, ids=DEPLOYMENT_IDS)
+def test_rendered_config_passes_otelcol_validate(stack, overrides, tier, otelcol, tmp_path):
+    result = validate(otelcol, rendered(stack, tier, **overrides), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("tier", TIERS)
-@pytest.mark.parametrize("stack", stack_names())
-def test_rendered_config_uses_only_components_the_build_has(stack, tier, built_components):
-    config = rendered(stack, tier)
+@pytest.mark.parametrize(("stack", "overrides"), DEPLOYMENTS, ids=DEPLOYMENT_IDS)
+def test_rendered_config_uses_only_components_the_build_has(stack, overrides, tier, built_components):
+    config = rendered(stack, tier, **overrides)
     for kind in KINDS:
         missing = component_types(config, kind) - built_components[kind]
         assert not missing, f"{kind} not in configs/collector-builder.yaml: {sorted(missing)}"
@@ -67,9 +72,9 @@ def test_rendered_config_uses_only_components_the_build_has(stack, tier, built_c
 
 def test_the_build_has_exactly_the_components_our_stacks_use(built_components):
     used: dict[str, set[str]] = {kind: set() for kind in KINDS}
-    for stack in stack_names():
+    for stack, overrides in DEPLOYMENTS:
         for tier in TIERS:
-            config = rendered(stack, tier)
+            config = rendered(stack, tier, **overrides)
             for kind in KINDS:
                 used[kind] |= component_types(config, kind)
     assert used == built_components

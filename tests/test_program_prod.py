@@ -24,7 +24,11 @@ from components.yamltext import to_yaml
 from tests.harness import MOCK_ACCOUNT, MOCK_ELB_ACCOUNT, MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
-# prod's collector scales out (collectorMaxTasks 4): it runs as an ingest tier and a sampler tier.
+# Most tests run prod scaled out: the collector as an ingest tier and a sampler tier
+# (collectorMaxTasks 4), metrics in Amazon Managed Service for Prometheus, tasks in private subnets
+# behind a NAT gateway: the shape with the most moving parts. The tests named "default" run the
+# stack file as it is (one collector, self-hosted Prometheus, tasks with public IPs, no NAT).
+SCALED_OUT = {"collectorMaxTasks": "4", "metricsBackend": "amp", "taskSubnets": "private"}
 PROD_SERVICES = (*SERVICES, collector.SAMPLER_NAME)
 
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
@@ -44,6 +48,7 @@ DOMAIN = "observability.opendeck.example"
 WORKSPACE_URL = f"https://aps-workspaces.{MOCK_REGION}.amazonaws.com/workspaces/ws-metrics"
 MANAGED = MetricsStore(remote_write_url=f"{WORKSPACE_URL}/api/v1/remote_write", query_url=WORKSPACE_URL, region=MOCK_REGION)
 EXISTING_VPC = {
+    **SCALED_OUT,
     "vpcId": "vpc-0a1b2c3d4e5f60718",
     "publicSubnetIds": '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]',
     "privateSubnetIds": '["subnet-0b0000000000000b1", "subnet-0b0000000000000b2"]',
@@ -52,7 +57,7 @@ EXISTING_VPC = {
 
 @pytest.fixture(scope="module")
 def prod():
-    run = run_program("prod")
+    run = run_program("prod", SCALED_OUT)
     assert run.error is None, run.error
     return run
 
@@ -66,7 +71,7 @@ def existing_vpc():
 
 @pytest.fixture(scope="module")
 def settings():
-    return settings_for("prod")
+    return settings_for("prod", **SCALED_OUT)
 
 
 def by_name(run, type_: str) -> dict[str, Any]:
@@ -337,7 +342,7 @@ def test_each_bucket_is_usable_only_by_its_owners_task_role(prod):
 
 def test_a_private_ecr_image_is_pulled_with_a_grant_for_its_repository_only(prod):
     image = f"123456789012.dkr.ecr.{MOCK_REGION}.amazonaws.com/mirror/opentelemetry-collector-contrib:0.159.0"
-    run = run_program("prod", {"collectorImage": image})
+    run = run_program("prod", {"collectorImage": image, "cpuArchitecture": "X86_64"})
     assert run.error is None, run.error
     grants = statements(run.one(ROLE_POLICY, "collector-execution").inputs["policy"])
     assert {s["Sid"]: s for s in grants}["EcrPull"] == {
@@ -615,7 +620,7 @@ def test_prod_destroy_keeps_the_data(prod):
 
 
 def test_stacks_may_opt_out_of_keeping_data():
-    run = run_program("prod", {"retainData": "false"})
+    run = run_program("prod", {**SCALED_OUT, "retainData": "false"})
     assert run.error is None, run.error
     for type_ in STATEFUL:
         assert not any(r.options["retainOnDelete"] or r.options["protect"] for r in run.of_type(type_)), type_
@@ -643,7 +648,7 @@ def test_created_vpc_spans_two_zones_with_private_tasks_and_one_nat(prod):
 
 
 def test_nat_per_zone_when_asked():
-    run = run_program("prod", {"natGateways": "2"})
+    run = run_program("prod", {**SCALED_OUT, "natGateways": "2"})
     assert run.error is None, run.error
     routes = {r.name: r.inputs["routes"][0]["natGatewayId"] for r in run.of_type("aws:ec2/routeTable:RouteTable") if r.name.startswith("private-")}
     assert routes == {"private-0": "nat-0-id", "private-1": "nat-1-id"}
@@ -871,3 +876,62 @@ def test_browser_rate_limit_blocks_one_address_flooding_the_browser_route_only()
     (association,) = run.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
     (balancer,) = run.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert association.inputs["resourceArn"].endswith(f"loadbalancer/{balancer.name}")
+
+
+def _ingress_rules(run) -> list[dict]:
+    return sorted((unwrap(r.inputs) for r in run.of_type(INGRESS)), key=json.dumps)
+
+
+def test_default_tasks_run_in_public_subnets_with_public_ips_and_no_nat_gateway(prod):
+    default = run_program("prod")
+    assert default.error is None, default.error
+    public = {r.name for r in default.of_type("aws:ec2/subnet:Subnet")}
+    assert public == {"public-0", "public-1"}
+    for resource_type in ("aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip"):
+        assert default.of_type(resource_type) == []
+    for service in default.of_type(SERVICE):
+        network = unwrap(service.inputs)["networkConfiguration"]
+        assert network["assignPublicIp"] is True
+        assert network["subnets"] == ["public-0-id", "public-1-id"]
+    # The tasks' S3 traffic still takes the gateway endpoint, now on the public route table.
+    (endpoint,) = default.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert unwrap(endpoint.inputs)["routeTableIds"] == ["public-id"]
+    # Public addresses change nothing in what may come in: the same inbound rules as private tasks
+    # with the same services.
+    private = run_program("prod", {"taskSubnets": "private"})
+    assert _ingress_rules(default) == _ingress_rules(private)
+    assert {unwrap(s.inputs)["networkConfiguration"]["assignPublicIp"] for s in private.of_type(SERVICE)} == {False}
+
+
+def test_default_tasks_run_on_graviton(prod):
+    default = run_program("prod")
+    for task in default.of_type(TASK):
+        assert unwrap(task.inputs)["runtimePlatform"] == {"operatingSystemFamily": "LINUX", "cpuArchitecture": "ARM64"}
+    for task in prod.of_type(TASK):
+        assert unwrap(task.inputs)["runtimePlatform"]["cpuArchitecture"] == "ARM64"
+    x86 = run_program("prod", {"cpuArchitecture": "X86_64"})
+    assert {unwrap(t.inputs)["runtimePlatform"]["cpuArchitecture"] for t in x86.of_type(TASK)} == {"X86_64"}
+
+
+def test_public_tasks_in_a_given_vpc_use_its_public_subnets():
+    given = {"vpcId": EXISTING_VPC["vpcId"], "publicSubnetIds": EXISTING_VPC["publicSubnetIds"]}
+    run = run_program("prod", given)
+    assert run.error is None, run.error
+    assert run.of_type("aws:ec2/subnet:Subnet") == [] and run.of_type("aws:ec2/natGateway:NatGateway") == []
+    for service in run.of_type(SERVICE):
+        network = unwrap(service.inputs)["networkConfiguration"]
+        assert (network["subnets"], network["assignPublicIp"]) == (json.loads(EXISTING_VPC["publicSubnetIds"]), True)
+    mounts = {unwrap(m.inputs)["subnetId"] for m in run.of_type("aws:efs/mountTarget:MountTarget")}
+    assert mounts == set(json.loads(EXISTING_VPC["publicSubnetIds"]))
+
+
+def test_default_collector_memory_limits_follow_its_task_size():
+    """The memory limiter works in shares of the container's limit and GOMEMLIMIT is derived from
+    it: both follow collectorMemoryMb, whatever size the task is given."""
+    for memory in ("512", "2048"):
+        run = run_program("prod", {"collectorMemoryMb": memory})
+        task = unwrap(run.one(TASK, "collector-task").inputs)
+        (main,) = [c for c in json.loads(task["containerDefinitions"]) if c["name"] == collector.NAME]
+        assert int(task["memory"]) == main["memory"] == int(memory)
+        env = {e["name"]: e["value"] for e in main["environment"]}
+        assert env["GOMEMLIMIT"] == collector.go_memory_limit(int(memory)) == f"{int(memory) * 64 // 100}MiB"

@@ -43,12 +43,14 @@ def test_configs_equal_the_renderers_output(stack):
     assert files["loki/loki.yaml"] == to_yaml(loki.render_loki_config(settings, logs))
 
 
-def test_prod_renders_its_object_storage_and_managed_metrics():
+def test_prod_renders_its_object_storage_and_self_hosted_metrics():
     files = render.render_stack("prod")
     assert "backend: s3" in files["tempo/tempo.yaml"] and "<tempo bucket, named at deploy>" in files["tempo/tempo.yaml"]
     assert "object_store: s3" in files["loki/loki.yaml"] and "<loki bucket, named at deploy>" in files["loki/loki.yaml"]
-    assert "sigv4auth" in files["collector/config.yaml"] and "bearertokenauth" in files["collector/config.yaml"]
-    assert "aps-workspaces" in files["grafana/datasources.json"]
+    assert "bearertokenauth" in files["collector/config.yaml"] and "sigv4auth" not in files["collector/config.yaml"]
+    # Pulumi.prod.yaml keeps metrics in the self-hosted Prometheus (README, "Cost at the default sizing").
+    assert "http://prometheus.observability-prod.internal:9090" in files["grafana/datasources.json"]
+    assert "aps-workspaces" not in files["grafana/datasources.json"]
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -92,10 +94,10 @@ def test_dev_render_is_what_the_dev_program_uploads():
 
 def test_prod_services_address_each_other_by_service_discovery_names():
     files = render.render_stack("prod")
-    ingest = json.dumps(yaml.safe_load(files["collector/config.yaml"])["exporters"])
-    sampler = json.dumps(yaml.safe_load(files["collector-sampler/config.yaml"])["exporters"])
-    assert "collector-sampler.observability-prod.internal" in ingest and "loki.observability-prod.internal" in ingest
-    assert "tempo.observability-prod.internal" in sampler
+    # One collector task (collectorMaxTasks 1): one config doing both jobs, no sampler tier.
+    assert "collector-sampler/config.yaml" not in files
+    exporters = json.dumps(yaml.safe_load(files["collector/config.yaml"])["exporters"])
+    assert "tempo.observability-prod.internal" in exporters and "loki.observability-prod.internal" in exporters
 
 
 def test_command_writes_the_files_without_the_pulumi_cli(tmp_path):

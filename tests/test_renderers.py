@@ -294,10 +294,11 @@ def test_a_scaled_out_collector_is_scraped_task_by_task():
         config = render_prometheus_config(settings_for(stack, **overrides), scrape_targets(HOSTS))
         return next(j for j in config["scrape_configs"] if j["job_name"] == "otel-collector")
 
-    scaled = collector_job("prod")
+    scaled = collector_job("prod", collectorMaxTasks="4")
     assert "static_configs" not in scaled
     assert scaled["dns_sd_configs"] == [{"names": ["collector"], "type": "A", "port": collector.METRICS.container_port, "refresh_interval": "30s"}]
-    assert collector_job("prod", collectorMinTasks="1", collectorMaxTasks="1")["static_configs"] == [{"targets": ["collector:8888"]}]
+    # Pulumi.prod.yaml runs one collector task (collectorMaxTasks 1).
+    assert collector_job("prod")["static_configs"] == [{"targets": ["collector:8888"]}]
     assert collector_job("dev")["static_configs"] == [{"targets": ["collector:8888"]}]
 
 

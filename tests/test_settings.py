@@ -200,16 +200,19 @@ AWS_BAD_INPUTS = [
     ("otlpRequireToken", "false", "otlpRequireToken: is false; the aws target"),
     ("grafanaAnonymousRole", "Viewer", "grafanaAnonymousRole: is 'Viewer'; the aws target"),
     ("collectorCpu", "300", "collectorCpu: 300 is not a Fargate size"),
-    ("tempoMemoryMb", "3000", "tempoMemoryMb: 3000 does not fit a Fargate task with tempoCpu 512; allowed: 1024 to 4096 in steps of 1024"),
+    ("tempoMemoryMb", "3000", "tempoMemoryMb: 3000 does not fit a Fargate task with tempoCpu 256; allowed: 512, 1024, 2048"),
+    ("lokiCpu", "1024", "lokiMemoryMb: 1024 does not fit a Fargate task with lokiCpu 1024; allowed: 2048 to 8192 in steps of 1024"),
     ("grafanaMemoryMb", "4096", "grafanaMemoryMb: 4096 does not fit a Fargate task with grafanaCpu 256; allowed: 512, 1024, 2048"),
     ("collectorMaxTasks", "0", "collectorMaxTasks: 0 is below collectorMinTasks"),
     ("vpcId", "vpc-0123456789abcdef0", "publicSubnetIds: has 0 subnet(s); with vpcId set"),
     ("privateSubnetIds", '["subnet-0123456789abcdef0"]', "vpcId: is empty but subnets are given"),
     ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
      "certificateArn: is in us-east-1, the stack in eu-west-1"),
-    ("prometheusRetention", "160w", "prometheusRetention: is 26880h, more than 1095 days (26280h)"),
-    # One hour over the limit reads as over it, not as "1095 days" (issue 12, item 15).
-    ("prometheusRetention", "26281h", "prometheusRetention: is 26281h, more than 1095 days (26280h), the most Amazon"),
+    ("taskSubnets", "isolated", "taskSubnets: 'isolated' is not allowed; allowed: public, private"),
+    # ARM64 (the default) runs only images confirmed to publish linux/arm64.
+    ("grafanaImage", "grafana/grafana:13.1.0", "grafanaImage: 'grafana/grafana:13.1.0' is not one of the images confirmed to publish linux/arm64"),
+    ("collectorImage", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/otelcol:0.159.0", "set cpuArchitecture: X86_64"),
+    ("utilityImage", "busybox:1.36.1", "utilityImage: 'busybox:1.36.1' is not one of the images confirmed"),
     ("grafanaIngressCidrs", '["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]', "grafanaIngressCidrs: lists 4 networks; allowed: at most 3"),
     ("grafanaIngressCidrs", '["2001:db8::/32"]', "grafanaIngressCidrs: '2001:db8::/32' is an IPv6 network"),
     ("ingressCidrs", '["::/0"]', "ingressCidrs: '::/0' is an IPv6 network; the load balancer listens on IPv4 only"),
@@ -240,6 +243,42 @@ def test_a_wrong_value_is_named_once_and_truly(key, value, message, not_said):
     error = str(run_program("prod", {key: value}).error)
     assert f"{key}: " in error and message in error
     assert not_said not in error, error
+
+
+# With the managed metrics store, whose retention has an upper bound.
+AMP_BAD_INPUTS = [
+    ("prometheusRetention", "160w", "prometheusRetention: is 26880h, more than 1095 days (26280h)"),
+    # One hour over the limit reads as over it, not as "1095 days" (issue 12, item 15).
+    ("prometheusRetention", "26281h", "prometheusRetention: is 26281h, more than 1095 days (26280h), the most Amazon"),
+]
+# Tasks in public subnets of a given VPC need only the public subnets; private ones given as well are refused.
+PUBLIC_TASK_BAD_INPUTS = [
+    ("privateSubnetIds", '["subnet-0b0000000000000b1", "subnet-0b0000000000000b2"]', "privateSubnetIds: is set but taskSubnets is public"),
+    ("publicSubnetIds", '["subnet-0a0000000000000a1"]', "publicSubnetIds: has 1 subnet(s); with vpcId set, give at least 2"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), AMP_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in AMP_BAD_INPUTS])
+def test_amp_refuses_what_the_workspace_cannot_keep(key, value, message):
+    run = run_program("prod", {"metricsBackend": "amp", key: value})
+    assert isinstance(run.error, pulumi.RunError), run.error
+    assert message in str(run.error)
+    assert run.resources == []
+
+
+@pytest.mark.parametrize(("key", "value", "message"), PUBLIC_TASK_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in PUBLIC_TASK_BAD_INPUTS])
+def test_public_tasks_in_a_given_vpc_take_its_public_subnets_only(key, value, message):
+    given = {"vpcId": "vpc-0a1b2c3d4e5f60718", "publicSubnetIds": '["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]', key: value}
+    run = run_program("prod", given)
+    assert isinstance(run.error, pulumi.RunError), run.error
+    assert message in str(run.error)
+    assert run.resources == []
+
+
+def test_x86_runs_any_pinned_image_and_arm64_a_confirmed_one_pinned_by_digest():
+    assert settings_for("prod", cpuArchitecture="X86_64", grafanaImage="grafana/grafana:13.1.0").aws is not None
+    digest = "sha256:" + "b" * 64
+    assert settings_for("prod", lokiImage=f"grafana/loki:3.7.6@{digest}", utilityImage="docker.io/library/busybox:1.37.0").aws is not None
 
 
 @pytest.mark.parametrize(("key", "value", "message"), AWS_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in AWS_BAD_INPUTS])
@@ -277,7 +316,8 @@ def test_prod_aws_settings():
     assert aws is not None
     assert (aws.region, aws.vpc_id, aws.availability_zones, aws.nat_gateways) == ("eu-west-1", None, 2, 1)
     assert aws.retain_data is True
-    assert aws.cpu == {"collector": 256, "prometheus": 512, "tempo": 512, "loki": 512, "grafana": 256}
+    assert aws.cpu == {"collector": 256, "prometheus": 256, "tempo": 256, "loki": 256, "grafana": 256}
+    assert (aws.cpu_architecture, aws.task_subnets, aws.metrics_backend, aws.collector_max_tasks) == ("ARM64", "public", "prometheus", 1)
 
 
 def test_origins_of_your_own_are_accepted():

@@ -12,6 +12,7 @@ from typing import Optional
 from components.settings.model import (
     AMP_MAX_RETENTION_DAYS,
     ANONYMOUS_ROLES,
+    ARM64_IMAGES,
     CPU_ARCHITECTURES,
     FARGATE_EPHEMERAL_STORAGE_GIB,
     FARGATE_MAX_EPHEMERAL_STORAGE_GIB,
@@ -21,6 +22,7 @@ from components.settings.model import (
     PROMETHEUS_MAX_RETENTION_SHARE,
     SERVICES,
     TARGETS,
+    TASK_SUBNETS,
     AlertContacts,
     AwsSettings,
     ContainerMetricsSettings,
@@ -131,7 +133,7 @@ def load_settings(
                 + "; Docker-published ports bypass the host's firewall. Allowed: 127.0.0.1, or set grafanaAnonymousRole "
                 "to Viewer or none and otlpRequireToken to true, or accept it with allowUnauthenticatedNetworkAccess: true",
             )
-    aws_settings = _aws_settings(reader, services, aws_region)
+    aws_settings = _aws_settings(reader, services, aws_region, utility_image)
     if target == "aws":
         if role not in (None, "none"):
             reader.problem("grafanaAnonymousRole", f"is {role!r}; the aws target serves Grafana publicly, so it must be 'none'")
@@ -257,10 +259,11 @@ class _AwsReading:
     """aws-only keys are always read (so a typo fails on any target); what a user must supply
     is demanded only when the target is aws."""
 
-    def __init__(self, reader: ConfigReader, value: AwsSettings, services: Mapping[str, ServiceSettings]):
+    def __init__(self, reader: ConfigReader, value: AwsSettings, services: Mapping[str, ServiceSettings], utility_image: str):
         self._reader = reader
         self.value = value
         self._services = services
+        self._utility_image = utility_image
 
     def check_required(self) -> None:
         problem, v = self._reader.problem, self.value
@@ -276,11 +279,28 @@ class _AwsReading:
         if not v.ingress_cidrs and not self._reader.has_problem("ingressCidrs"):
             problem("ingressCidrs", "is empty; list the networks allowed to reach the load balancer, e.g. [203.0.113.0/24] (0.0.0.0/0 for the internet)")
         if v.vpc_id:
-            for key, ids in (("publicSubnetIds", v.public_subnet_ids), ("privateSubnetIds", v.private_subnet_ids)):
+            needed = (("publicSubnetIds", v.public_subnet_ids),) + ((("privateSubnetIds", v.private_subnet_ids),) if v.task_subnets == "private" else ())
+            for key, ids in needed:
                 if len(ids) < 2:
                     problem(key, f"has {len(ids)} subnet(s); with vpcId set, give at least 2, in different availability zones")
+            if v.task_subnets == "public" and v.private_subnet_ids:
+                problem(
+                    "privateSubnetIds",
+                    "is set but taskSubnets is public: the tasks run in publicSubnetIds (with a public IP each); "
+                    "remove privateSubnetIds, or set taskSubnets: private",
+                )
         elif v.public_subnet_ids or v.private_subnet_ids:
             problem("vpcId", "is empty but subnets are given; set vpcId to use an existing VPC, or clear publicSubnetIds and privateSubnetIds to create one")
+        if v.cpu_architecture == "ARM64":
+            images = {f"{name}Image": service.image for name, service in self._services.items()} | {"utilityImage": self._utility_image}
+            for key, image in images.items():
+                if image and not arm64_confirmed(image):
+                    problem(
+                        key,
+                        f"{image!r} is not one of the images confirmed to publish linux/arm64 ("
+                        + ", ".join(f"{repository}:{tag}" for repository, tags in ARM64_IMAGES.items() for tag in tags)
+                        + "), and an ARM64 task cannot start an image without it; set cpuArchitecture: X86_64, or use a confirmed image",
+                    )
         for name, units in v.cpu.items():
             memory = self._services[name].memory_mb
             if units not in FARGATE_MEMORY:
@@ -292,7 +312,18 @@ class _AwsReading:
                 problem(f"{name}MemoryMb", f"{memory} does not fit a Fargate task with {name}Cpu {units}; allowed: {sizes}")
 
 
-def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings], region: Optional[str]) -> _AwsReading:
+def arm64_confirmed(image: str) -> bool:
+    """The image is a confirmed repository and tag (a digest after the tag is the same index)."""
+    reference = image.split("@", 1)[0]
+    repository, _, tag = reference.rpartition(":")
+    if "/" in tag or not repository:
+        return False
+    return tag in ARM64_IMAGES.get(repository.removeprefix("docker.io/").removeprefix("library/"), ())
+
+
+def _aws_settings(
+    reader: ConfigReader, services: Mapping[str, ServiceSettings], region: Optional[str], utility_image: str
+) -> _AwsReading:
     if region and not _REGION.match(region):
         reader.problem("aws:region", f"{region!r} is not an AWS region; allowed: e.g. eu-west-1, us-east-2")
     vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
@@ -305,6 +336,7 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
     nat = reader.integer("natGateways", minimum=1, maximum=6)
     if nat > zones:
         reader.problem("natGateways", f"{nat} is more than availabilityZones ({zones}); allowed: 1 (cheapest) to one per zone")
+    task_subnets = reader.choice("taskSubnets", TASK_SUBNETS)
     ipv4_only = "the load balancer listens on IPv4 only, so no IPv6 client could reach it"
     cidrs = reader.ipv4_cidr_list("ingressCidrs", ipv4_only)
     grafana_cidrs = reader.ipv4_cidr_list("grafanaIngressCidrs", ipv4_only)
@@ -341,6 +373,7 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
             vpc_cidr=vpc_cidr,
             availability_zones=zones,
             nat_gateways=nat,
+            task_subnets=task_subnets,
             ingress_cidrs=cidrs,
             grafana_ingress_cidrs=grafana_cidrs,
             certificate_arn=certificate,
@@ -358,6 +391,7 @@ def _aws_settings(reader: ConfigReader, services: Mapping[str, ServiceSettings],
             alb_access_log_days=reader.integer("albAccessLogDays", minimum=0, maximum=MAX_ACCESS_LOG_DAYS),
         ),
         services,
+        utility_image,
     )
 
 

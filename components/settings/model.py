@@ -14,6 +14,33 @@ TARGETS = ("docker", "aws")
 ANONYMOUS_ROLES = ("none", "Viewer", "Editor")
 SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
+# Images confirmed to publish linux/arm64 (a manifest list with an arm64 entry), by repository and
+# tag; ARM64 tasks run only these (Fargate cannot start an image without the task's architecture).
+# Where each was checked:
+ARM64_IMAGES = {
+    # opentelemetry-collector-releases distributions/otelcol-contrib/.goreleaser.yaml (a recent
+    # revision, not read at the v0.159.0 tag): the {{ .Version }} manifest lists the -arm64 image.
+    "otel/opentelemetry-collector-contrib": ("0.159.0",),
+    # prometheus Makefile.common at v3.14.0 (Go module v0.314.0): DOCKER_ARCHS includes arm64, and
+    # the release pushes prom/prometheus:<tag> as a manifest over those architectures.
+    "prom/prometheus": ("v3.14.0",),
+    # tempo .github/workflows/publish-images.yml (a revision before 3.0): release tags are built for
+    # linux/amd64,linux/arm64.
+    "grafana/tempo": ("3.0.3",),
+    # loki .github/release-workflows.jsonnet (a 3.x revision, not the v3.7.6 tag): the loki image
+    # job keeps the default platforms (amd64, arm64, arm), skipArm=false.
+    "grafana/loki": ("3.7.6",),
+    # grafana/grafana release build scripts (revisions before 13.x): docker:grafana:linux/arm64 is
+    # among the published images; 13.2.0's own manifest list was not read.
+    "grafana/grafana": ("13.2.0",),
+    # docker-library/official-images library/busybox (a revision of the 1.32 line): every tag's
+    # Architectures include arm64v8; the 1.37.0 entry was not read.
+    "busybox": ("1.37.0",),
+}
+# Where tasks run: "public" subnets with a public IP each and no NAT gateway (their security
+# groups still admit only the load balancer and the other services), or "private" subnets whose
+# egress goes through NAT gateways.
+TASK_SUBNETS = ("public", "private")
 # Where metrics are kept: the self-hosted Prometheus, or Amazon Managed Service for Prometheus.
 METRICS_BACKENDS = ("prometheus", "amp")
 # A workspace's retention in days: 1 to 1095 (AWS documents three years at most).
@@ -106,6 +133,7 @@ class AwsSettings:
     vpc_cidr: str
     availability_zones: int
     nat_gateways: int
+    task_subnets: str
     ingress_cidrs: tuple[str, ...]
     certificate_arn: str
     domain_name: str

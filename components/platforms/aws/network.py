@@ -1,5 +1,5 @@
-"""The network the stack runs in: a VPC it creates (public and private subnets per zone, NAT, an S3
-gateway endpoint), or subnets the user gives."""
+"""The network the stack runs in: a VPC it creates (public subnets per zone; with tasks in private
+subnets also those and NAT; an S3 gateway endpoint), or subnets the user gives."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class NetworkArgs:
     vpc_cidr: str
     availability_zones: int
     nat_gateways: int
+    # "public": the tasks run in the public subnets with public IPs, and no private subnet or NAT
+    # gateway exists; "private": in the private subnets, egress through NAT.
+    task_subnets: str = "private"
     # Given: use this VPC and its subnets, create nothing.
     vpc_id: Optional[str] = None
     public_subnet_ids: tuple[str, ...] = ()
@@ -43,6 +46,8 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Input[str]
     public_subnet_ids: list[pulumi.Input[str]]
     private_subnet_ids: list[pulumi.Input[str]]
+    # Where the tasks (and EFS mount targets) go.
+    task_subnet_ids: list[pulumi.Input[str]]
 
     def __init__(self, name: str, args: NetworkArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:Network", name, None, opts)
@@ -51,6 +56,7 @@ class Network(pulumi.ComponentResource):
             self.public_subnet_ids, self.private_subnet_ids = list(args.public_subnet_ids), list(args.private_subnet_ids)
         else:
             self._create(args, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent)))
+        self.task_subnet_ids = self.public_subnet_ids if args.task_subnets == "public" else self.private_subnet_ids
         self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids, "privateSubnetIds": self.private_subnet_ids})
 
     def _create(self, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
@@ -86,6 +92,12 @@ class Network(pulumi.ComponentResource):
             )
             aws.ec2.RouteTableAssociation(f"public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child)
             public.append(subnet)
+        self.vpc_id = vpc.id
+        self.public_subnet_ids, self.private_subnet_ids = [s.id for s in public], []
+        if args.task_subnets == "public":
+            # Tasks with public IPs reach registries and AWS APIs through the internet gateway.
+            self._s3_endpoint(args, vpc, [public_routes], child)
+            return
         # NAT gives the tasks egress (image pulls, Secrets Manager, CloudWatch Logs); one is the
         # cheapest, one per zone keeps egress through a zone outage.
         nats = []
@@ -119,15 +131,19 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"private-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child)
             private.append(subnet)
             private_routes.append(routes)
-        # Tempo's and Loki's S3 traffic bypasses the NAT (no per-GB charge): a free gateway endpoint.
+        self._s3_endpoint(args, vpc, private_routes, child)
+        self.private_subnet_ids = [s.id for s in private]
+
+    @staticmethod
+    def _s3_endpoint(args: NetworkArgs, vpc: aws.ec2.Vpc, task_routes: list[aws.ec2.RouteTable], child: pulumi.ResourceOptions) -> None:
+        """Tempo's and Loki's S3 traffic stays inside the VPC (and off any NAT's per-GB charge): a
+        free gateway endpoint on the tasks' route tables."""
         aws.ec2.VpcEndpoint(
             "s3",
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=[r.id for r in private_routes],
-            tags={"Name": f"{prefix}-s3"},
+            route_table_ids=[r.id for r in task_routes],
+            tags={"Name": f"{args.prefix}-s3"},
             opts=child,
         )
-        self.vpc_id = vpc.id
-        self.public_subnet_ids, self.private_subnet_ids = [s.id for s in public], [s.id for s in private]

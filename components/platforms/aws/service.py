@@ -69,7 +69,8 @@ class Cluster:
     prefix: str
     region: str
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: Sequence[pulumi.Input[str]]
+    # The tasks' subnets; public ones give each task a public IP (its egress without NAT).
+    task_subnet_ids: Sequence[pulumi.Input[str]]
     cluster: aws.ecs.Cluster
     namespace: aws.servicediscovery.PrivateDnsNamespace
     # Every task carries this group; a service admits it on its own ports only.
@@ -81,6 +82,7 @@ class Cluster:
     utility_image: str
     retain_data: bool
     file_system_backups: bool = True
+    assign_public_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class FargateService(pulumi.ComponentResource):
             tags={"Name": f"{shared.prefix}-{name}"},
             opts=child,
         )
-        # Out: HTTPS anywhere (image registries, AWS APIs through the NAT or the S3 endpoint,
+        # Out: HTTPS anywhere (image registries, AWS APIs through NAT, the public IP or the S3 endpoint,
         # webhooks), any port of the other services (their own groups admit only their ports), and
         # what the spec names (SMTP, a database). DNS to the VPC resolver needs no rule: security
         # groups do not filter traffic to the Amazon DNS server (Amazon VPC user guide).
@@ -228,9 +230,9 @@ class FargateService(pulumi.ComponentResource):
             launch_type="FARGATE",
             platform_version="LATEST",
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=list(shared.private_subnet_ids),
+                subnets=list(shared.task_subnet_ids),
                 security_groups=[security_group.id, shared.members_security_group.id],
-                assign_public_ip=False,
+                assign_public_ip=shared.assign_public_ip,
             ),
             service_registries=aws.ecs.ServiceServiceRegistriesArgs(registry_arn=registry.arn),
             load_balancers=published.load_balancers or None,
@@ -282,7 +284,7 @@ class FargateService(pulumi.ComponentResource):
                         volume=data,
                         prefix=shared.prefix,
                         vpc_id=shared.vpc_id,
-                        subnet_ids=shared.private_subnet_ids,
+                        subnet_ids=shared.task_subnet_ids,
                         service_security_group=security_group,
                         task_role=args.task_role,
                         retain=shared.retain_data,

@@ -1,0 +1,87 @@
+"""The default prod stack's monthly cost, computed from what the mocked program registers (tests/costs.py),
+is within the budget and is what the README's cost table says, row by row."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.costs import PRICE_DATE, monthly_costs, total
+from tests.harness import project_path, run_program
+
+BUDGET_USD = 150
+_SECTION = "### Cost at the default sizing"
+_AMOUNT = re.compile(r"\*\*\$(\d+(?:\.\d\d)?)\*\*")
+# A row of the alternatives table: | `key: value` (what it means) | $total | ...
+_ALTERNATIVE = re.compile(r"^\| `(\w+): (\w+)`[^|]*\| \$(\d+\.\d\d) \|")
+
+
+def _cost_section() -> str:
+    text = project_path("README.md").read_text()
+    section = text[text.index(_SECTION):]
+    return section[: section.index("\n### ", len(_SECTION))]
+
+
+def readme_cost_table() -> dict[str, float]:
+    """item -> the bold amount of its row, the total row under "total"."""
+    rows: dict[str, float] = {}
+    for line in _cost_section().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not line.startswith("|"):
+            continue
+        amount = _AMOUNT.search(cells[-1])
+        if amount:
+            rows[cells[0].strip("*")] = float(amount.group(1))
+    return rows
+
+
+def readme_alternatives() -> dict[tuple[str, str], float]:
+    return {(m[1], m[2]): float(m[3]) for m in map(_ALTERNATIVE.match, _cost_section().splitlines()) if m}
+
+
+@pytest.fixture(scope="module")
+def default_prod_costs():
+    run = run_program("prod")
+    assert run.error is None, run.error
+    return monthly_costs(run)
+
+
+def test_default_prod_stack_costs_at_most_150_dollars_a_month(default_prod_costs):
+    assert total(default_prod_costs) <= BUDGET_USD, {line.item: line.usd for line in default_prod_costs}
+
+
+def test_readme_cost_table_is_the_computed_cost_row_by_row(default_prod_costs):
+    table = readme_cost_table()
+    computed = {line.item: line.usd for line in default_prod_costs}
+    assert {item: usd for item, usd in table.items() if item != "total"} == computed
+    assert table["total"] == total(default_prod_costs)
+
+
+def test_readme_states_the_price_date():
+    assert f"as of {PRICE_DATE}" in _cost_section()
+
+
+def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(default_prod_costs):
+    """The choice of the default: one NAT gateway (and its address) costs more than a public
+    address per task at the default task count."""
+    private = monthly_costs(run_program("prod", {"taskSubnets": "private"}))
+    assert "NAT gateways" not in {line.item for line in default_prod_costs}
+    assert {line.item: line.usd for line in private}["NAT gateways"] > 35
+    assert total(private) > total(default_prod_costs)
+
+
+def test_readme_prices_each_alternative_setting_as_computed():
+    alternatives = readme_alternatives()
+    assert {key for key, _ in alternatives} == {"cpuArchitecture", "taskSubnets", "collectorMaxTasks", "metricsBackend"}
+    for (key, value), usd in alternatives.items():
+        run = run_program("prod", {key: value})
+        assert run.error is None, run.error
+        assert total(monthly_costs(run)) == usd, (key, value)
+
+
+def test_ephemeral_storage_beyond_fargates_20_gb_is_priced(default_prod_costs):
+    bigger = {line.item: line.usd for line in monthly_costs(run_program("prod", {"prometheusStorageGib": "100"}))}
+    fargate = {line.item: line.usd for line in default_prod_costs}["Fargate"]
+    # 80 GB more for one task: 80 x 730 h x $0.000111.
+    assert bigger["Fargate"] == pytest.approx(fargate + 6.48, abs=0.01)
