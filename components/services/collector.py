@@ -152,6 +152,9 @@ def render_collector_config(
             QUEUE_STORAGE: {
                 "directory": QUEUE_DIR,
                 "create_directory": True,
+                # Every write reaches the storage before the sender is answered (bbolt NoSync is
+                # !fsync): a stopped Fargate task leaves no unwritten pages on its network file system.
+                "fsync": True,
                 # Reclaims the space of delivered batches, at start and once a backlog has drained.
                 "compaction": {"on_start": True, "on_rebound": True, "directory": QUEUE_DIR},
             },
@@ -393,7 +396,8 @@ def _collector_spec(
         env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
         secrets=secrets,
         stateless=True,
-        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
+        # One writer per queue (bbolt); a replacement task sends what a stopped one queued.
+        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER, inherited_by_replacements=True),),
         # FROM scratch: no shell, nothing to run a health check with. Checked from outside on
         # the health port instead.
         health=None,
