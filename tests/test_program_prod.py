@@ -222,7 +222,7 @@ def test_configs_reach_the_program_through_an_init_container(prod):
 
 
 COLLECTOR_TIERS = (collector.NAME, collector.SAMPLER_NAME)
-QUEUE_SLOTS_DIR = f"{collector.QUEUE_DIR}-slots"
+QUEUE_SLOTS_DIR = "/var/lib/otelcol-slots"
 
 
 def test_each_collector_task_claims_a_queue_slot_on_efs_before_the_collector_starts(prod):

@@ -30,14 +30,15 @@ def slot_count(max_tasks: int) -> int:
     return SLOTS_PER_TASK * max_tasks
 
 
-def slots_path(volume: DataVolume) -> str:
-    """Where the file system's slots are mounted: beside the data path, never under it."""
-    return f"{volume.path}-slots"
-
-
 def link_directory(volume: DataVolume) -> str:
     """The task-scoped directory that holds the symlink named like the data path."""
     return str(PurePosixPath(volume.path).parent)
+
+
+def slots_path(volume: DataVolume) -> str:
+    """Where the file system's slots are mounted: beside the link's directory, not inside it (a mount
+    point inside a read-only mount could not be created)."""
+    return f"{link_directory(volume)}-slots"
 
 
 def claim_script(slots: str, link: str, count: int) -> str:
