@@ -259,9 +259,9 @@ def test_queue_file_systems_are_encrypted_elastic_unbacked_and_reached_by_their_
         name = f"{service}-queue"
         file_system = prod.one("aws:efs/fileSystem:FileSystem", name)
         assert file_system.inputs["encrypted"] is True and file_system.inputs["throughputMode"] == "elastic"
-        # Transient data: no backups, and it goes with the stack.
+        # No backups (a restored queue would send again what was delivered since); kept and protected
+        # like every data store (test_prod_destroy_keeps_the_data).
         assert prod.one("aws:efs/backupPolicy:BackupPolicy", name).inputs["backupPolicy"] == {"status": "DISABLED"}
-        assert not file_system.options["retainOnDelete"] and not file_system.options["protect"]
         access_point = prod.one("aws:efs/accessPoint:AccessPoint", name)
         assert access_point.inputs["posixUser"] == {"uid": 10001, "gid": 10001}
         assert access_point.inputs["rootDirectory"]["path"] == f"/{name}"
@@ -644,8 +644,7 @@ STATEFUL = (
 
 def test_prod_destroy_keeps_the_data(prod):
     for type_ in STATEFUL:
-        # The collectors' queue slots are transient: they go with the stack.
-        kept = [r for r in prod.of_type(type_) if not r.name.endswith("-queue")]
+        kept = prod.of_type(type_)
         # Retained when the stack goes, and protected so that even that needs a deliberate step.
         assert kept and all(r.options["retainOnDelete"] and r.options["protect"] for r in kept), type_
     assert all(b.inputs["forceDestroy"] is False for b in prod.of_type(BUCKET))

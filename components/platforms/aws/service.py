@@ -313,8 +313,9 @@ class FargateService(pulumi.ComponentResource):
     def _queue_slots(
         self, volume: str, data: DataVolume, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup
     ) -> ServiceFileSystem:
-        """The file system of the service's queue slots: transient data, so no backups and not retained;
-        Elastic throughput, as every byte queued is written and read once whatever the size stored
+        """The file system of the service's queue slots: data accepted and not yet delivered, kept and
+        protected like the other data stores (retainData); no backups (a restored queue would send
+        again what was delivered since). Elastic throughput, as every byte queued is written and read once whatever the size stored
         (Bursting's baseline grows with the bytes stored: a nearly empty queue would get almost none)."""
         shared = args.cluster
         return ServiceFileSystem(
@@ -327,7 +328,7 @@ class FargateService(pulumi.ComponentResource):
                 subnet_ids=shared.private_subnet_ids,
                 service_security_group=security_group,
                 task_role=args.task_role,
-                retain=False,
+                retain=shared.retain_data,
                 backups=False,
                 throughput_mode="elastic",
             ),
