@@ -274,7 +274,12 @@ class FargateService(pulumi.ComponentResource):
         for data in spec.volumes:
             volume = f"{spec.name}-{data.name}"
             if data.inherited_by_replacements:
-                slots = self._queue_slots(volume, data, args, security_group)
+                # Accepted, undelivered data: kept like the other data stores (retainData); no backups
+                # (a restored queue would send again what was delivered since). Elastic throughput:
+                # every byte queued is written and read once whatever the size stored, while Bursting's
+                # baseline is 50 KiB/s per GiB stored (Amazon EFS pricing page): a nearly empty queue
+                # would get almost none.
+                slots = self._file_system(volume, data, args, security_group, backups=False, throughput_mode="elastic")
                 # The slots on EFS, and the task-scoped directory where the claim container puts the
                 # link (named like the data path) to the slot it claimed.
                 volumes += [slots.task_volume(f"{volume}-slots"), aws.ecs.TaskDefinitionVolumeArgs(name=volume)]
@@ -285,22 +290,7 @@ class FargateService(pulumi.ComponentResource):
                 file_systems.extend(slots.mount_targets)
                 continue
             if data.shared_filesystem:
-                file_system = ServiceFileSystem(
-                    volume,
-                    ServiceFileSystemArgs(
-                        service=spec.name,
-                        volume=data,
-                        prefix=shared.prefix,
-                        vpc_id=shared.vpc_id,
-                        subnet_ids=shared.private_subnet_ids,
-                        service_security_group=security_group,
-                        task_role=args.task_role,
-                        retain=shared.retain_data,
-                        backups=shared.file_system_backups,
-                    ),
-                    moved_from_parent=self._moved_from_parent,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
+                file_system = self._file_system(volume, data, args, security_group, backups=shared.file_system_backups)
                 volumes.append(file_system.task_volume(volume))
                 file_systems.extend(file_system.mount_targets)
             elif data.owner:
@@ -310,13 +300,10 @@ class FargateService(pulumi.ComponentResource):
             mounts.append({"sourceVolume": volume, "containerPath": data.path, "readOnly": False})
         return volumes, mounts, file_systems
 
-    def _queue_slots(
-        self, volume: str, data: DataVolume, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup
+    def _file_system(
+        self, volume: str, data: DataVolume, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup,
+        backups: bool, throughput_mode: Optional[str] = None,
     ) -> ServiceFileSystem:
-        """The file system of the service's queue slots: data accepted and not yet delivered, kept and
-        protected like the other data stores (retainData); no backups (a restored queue would send
-        again what was delivered since). Elastic throughput, as every byte queued is written and read once whatever the size stored
-        (Bursting's baseline grows with the bytes stored: a nearly empty queue would get almost none)."""
         shared = args.cluster
         return ServiceFileSystem(
             volume,
@@ -329,8 +316,8 @@ class FargateService(pulumi.ComponentResource):
                 service_security_group=security_group,
                 task_role=args.task_role,
                 retain=shared.retain_data,
-                backups=False,
-                throughput_mode="elastic",
+                backups=backups,
+                throughput_mode=throughput_mode,
             ),
             moved_from_parent=self._moved_from_parent,
             opts=pulumi.ResourceOptions(parent=self),
