@@ -132,6 +132,8 @@ def start_task(applets: Path, otelcol: str, tier: str, workdir: Path, store: Tra
         claimed(link)
         storage = collector.config["extensions"][QUEUE_STORAGE]
         storage["directory"] = storage["compaction"]["directory"] = str(link)
+    # As the aws target renders it (these tiers run the dev stack's config otherwise).
+    collector.config["extensions"][QUEUE_STORAGE]["fsync"] = True
     return Task(collector.start(), claim)
 
 

@@ -152,9 +152,11 @@ def render_collector_config(
             QUEUE_STORAGE: {
                 "directory": QUEUE_DIR,
                 "create_directory": True,
-                # Every write reaches the storage before the sender is answered (bbolt NoSync is
-                # !fsync): a stopped Fargate task leaves no unwritten pages on its network file system.
-                "fsync": True,
+                # aws: every write reaches the queue's network file system before the sender is
+                # answered (bbolt NoSync is !fsync), as a stopped task's kernel, and the pages it had
+                # not written yet, go with the task. A local disk keeps a killed process's pages, and
+                # fsync slowed a collector restart here enough for an app to drop a batch.
+                "fsync": settings.target == "aws",
                 # Reclaims the space of delivered batches, at start and once a backlog has drained.
                 "compaction": {"on_start": True, "on_rebound": True, "directory": QUEUE_DIR},
             },
