@@ -58,14 +58,14 @@ class Task:
     claim: Optional[subprocess.Popen] = None
     stopped_by: list[str] = field(default_factory=list)
 
-    def stop_as_ecs_does(self) -> None:
+    def stop_as_ecs_does(self, stop_timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """The program first (it depends on the claim container, so it stops first), then the claim
         container; a container's exit takes every process of its PID namespace (here: its group)."""
         process = self.collector.process
         assert process is not None
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            process.wait(timeout=stop_timeout)
             self.stopped_by.append("SIGTERM")
         except subprocess.TimeoutExpired:
             process.kill()
@@ -159,7 +159,9 @@ def send(port: int, batch: int) -> set[str]:
     return acknowledged
 
 
-def replace_a_task_while_the_store_is_down(applets: Path, otelcol: str, tier: str, workdir: Path, with_slots: bool) -> tuple[set[str], list[str], Task]:
+def replace_a_task_while_the_store_is_down(
+    applets: Path, otelcol: str, tier: str, workdir: Path, with_slots: bool, stop_timeout: float = STOP_TIMEOUT_SECONDS
+) -> tuple[set[str], list[str], Task]:
     store = TraceStore().start()
     store.stop()
     slots = workdir / "efs" if with_slots else None
@@ -173,7 +175,7 @@ def replace_a_task_while_the_store_is_down(applets: Path, otelcol: str, tier: st
             # Tail sampling holds a trace in memory until its decision; only then is it queued on disk.
             time.sleep(DECISION_WAIT_SECONDS + 3)
         assert poll(lambda: first.collector.scrape().get("otelcol_exporter_queue_size", 0) > 0, 20), "nothing queued"
-        first.stop_as_ecs_does()
+        first.stop_as_ecs_does(stop_timeout)
         replacement = start_task(applets, otelcol, tier, workdir / "task-2", store, slots)
         store.start()
         poll(lambda: acknowledged <= {s.span_id for s in store.received()}, ARRIVAL_SECONDS)
@@ -252,3 +254,17 @@ def test_a_starting_task_takes_the_slot_holding_the_most_data(applets, tmp_path)
         assert claimed(task / "file_storage") == slots / "slot-2"
     finally:
         os.killpg(claim.pid, signal.SIGKILL)
+
+
+def test_with_queue_slots_a_task_killed_at_once_loses_nothing_it_acknowledged(applets, otelcol, tmp_path):
+    """The stop timeout run out (or a crash): SIGKILL right after SIGTERM, no time to shut down."""
+    acknowledged, received, first = replace_a_task_while_the_store_is_down(applets, otelcol, INGEST, tmp_path, with_slots=True, stop_timeout=0)
+    missing = acknowledged - set(received)
+    duplicates = len(received) - len(set(received))
+    report(
+        f"queue handover, ingest tier, queue slots, stopped by {first.stopped_by[0]} at once: "
+        f"{len(acknowledged) - len(missing)} of {len(acknowledged)} accepted spans arrived, {duplicates} duplicates"
+    )
+    assert first.stopped_by == ["SIGKILL"]
+    assert not missing
+    assert duplicates <= ACCEPTED // 2
