@@ -6,8 +6,8 @@ it; the store comes back; we count what arrives.
 - Task storage (what a Fargate task had before queue slots): the replacement starts with an empty
   directory, so the queue is gone (the measurement's negative control).
 - Queue slots (components/platforms/aws/queue_slots.py): the replacement claims a slot on the shared
-  file system with the claim script the task definition runs, in busybox as the task runs it, and
-  sends what its predecessor queued.
+  file system with the claim script the task definition runs, in busybox's sh and applets (with
+  util-linux's flock for the applet Debian's busybox leaves out), and sends what its predecessor queued.
 
 Here the slots live on a local directory standing in for the EFS access point: NFS locking and
 latency are not exercised (no EFS here).
