@@ -11,14 +11,18 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 
-# The browser test drives Debian's chromium: no tool downloads a browser of its own.
+# Debian packages the tests run: chromium (the browser test; no tool downloads a browser of its
+# own) and busybox (the shell the aws queue-slot claim runs in, tests/test_queue_handover.py).
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-if [[ ! -x /usr/bin/chromium ]]; then
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v busybox >/dev/null || missing+=(busybox)
+if (( ${#missing[@]} )); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing Debian's chromium for the browser test" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    echo "installing Debian's ${missing[*]} for the tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "chromium is missing: sudo apt-get install chromium (the browser test drives /usr/bin/chromium)" >&2
+    echo "missing: sudo apt-get install ${missing[*]} (the browser test drives /usr/bin/chromium; the queue-slot test runs busybox)" >&2
     exit 1
   fi
 fi

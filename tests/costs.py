@@ -35,6 +35,8 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "public_ipv4_hour": (0.005, "per address-hour", "issue 12's brief (the Amazon VPC pricing page's public IPv4 charge; not re-read)"),
     "efs_gb_month": (0.33, "per GB-month (Standard)", _MEMORY + " (Amazon EFS)"),
     "backup_gb_month": (0.05, "per GB-month (EFS warm backup)", _MEMORY + " (AWS Backup)"),
+    "efs_elastic_write_gb": (0.06, "per GB written (Elastic throughput)", "AWS's EFS pricing page as a third-party page quoted it on 2026-06-13, us-east-1 (eu-west-1 not checked)"),
+    "efs_elastic_read_gb": (0.03, "per GB read (Elastic throughput)", "AWS's EFS pricing page as a third-party page quoted it on 2026-06-13, us-east-1 (eu-west-1 not checked)"),
     "s3_gb_month": (0.023, "per GB-month (Standard)", _MEMORY + " (Amazon S3)"),
     "s3_put_1000": (0.005, "per 1,000 PUT/LIST", _MEMORY + " (Amazon S3)"),
     "s3_get_1000": (0.0004, "per 1,000 GET", _MEMORY + " (Amazon S3)"),
@@ -57,6 +59,10 @@ WORKLOAD = {
     "object_store_puts": 300_000,  # Tempo blocks and Loki chunks/index a month
     "object_store_gets": 1_000_000,
     "grafana_database_gb": 1,
+    # Everything the collector sends to Tempo and Loki passes its persistent queue: written once,
+    # read once (on EFS queue slots, aws); about what S3 keeps, before bbolt's own page writes.
+    "queue_gb_through": 50,
+    "queue_gb_stored": 1,  # near empty while the stores are up
     "cloudwatch_logs_gb": 5,  # the services' own container logs a month
     "nat_gb": 10,  # image pulls, CloudWatch Logs and AWS API traffic through a NAT
     # ECS Container Insights (standard) on Fargate, from memory of the metrics table of the ECS
@@ -107,8 +113,14 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
     for endpoint in interface_endpoints:
         if endpoint.get("vpcEndpointType") == "Interface":
             lines["VPC interface endpoints"] += len(endpoint.get("subnetIds") or []) * hours * price("interface_endpoint_hour")
-    file_systems = len(run.of_type("aws:efs/fileSystem:FileSystem"))
-    lines["EFS and its backups"] += file_systems * WORKLOAD["grafana_database_gb"] * price("efs_gb_month")
+    file_systems = [unwrap(f.inputs) for f in run.of_type("aws:efs/fileSystem:FileSystem")]
+    # The collectors' queue slots are the Elastic-throughput file systems (components/platforms/aws/queue_slots.py).
+    queues = [f for f in file_systems if f.get("throughputMode") == "elastic"]
+    lines["EFS and its backups"] += (len(file_systems) - len(queues)) * WORKLOAD["grafana_database_gb"] * price("efs_gb_month")
+    if queues:
+        lines["EFS queue slots"] += len(queues) * WORKLOAD["queue_gb_stored"] * price("efs_gb_month") + WORKLOAD["queue_gb_through"] * (
+            price("efs_elastic_write_gb") + price("efs_elastic_read_gb")
+        )
     backed_up = [p for p in run.of_type("aws:efs/backupPolicy:BackupPolicy") if unwrap(p.inputs)["backupPolicy"]["status"] == "ENABLED"]
     lines["EFS and its backups"] += len(backed_up) * WORKLOAD["grafana_database_gb"] * price("backup_gb_month")
     if run.of_type("aws:s3/bucket:Bucket"):

@@ -79,10 +79,13 @@ def test_data_stores_resolve_to_their_deployed_urn(variant):
     name, run = variant
     old_urns = _fixture(URNS_FIXTURE)[URNS_RECORDED_AS.get(name, name)]
     urns = EngineUrns(run)
-    stores = [r for r in custom_resources(run) if r.type in DATA_STORES]
-    assert stores, "the stack has data stores"
-    for store in stores:
-        old = old_urns[f"{store.type}::{store.name}"]
+    stores = {f"{r.type}::{r.name}": r for r in custom_resources(run) if r.type in DATA_STORES}
+    # Every data store deployed before the split; stores added since (the collectors' queue slots)
+    # have no old URN and show in the inventory fixture instead.
+    deployed = [key for key in old_urns if key.split("::")[0] in DATA_STORES]
+    assert deployed, "the stack has data stores"
+    for key in deployed:
+        old, store = old_urns[key], stores[key]
         assert old == urns.of(store) or old in urns.aliases(store), urns.of(store)
 
 

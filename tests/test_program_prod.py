@@ -220,7 +220,7 @@ def test_configs_reach_the_program_through_an_init_container(prod):
             continue
         writer = defined["config"]
         assert writer["essential"] is False
-        assert main["dependsOn"] == [{"containerName": "config", "condition": "SUCCESS"}]
+        assert main["dependsOn"][0] == {"containerName": "config", "condition": "SUCCESS"}
         mounts = [m for m in main["mountPoints"] if m["sourceVolume"].startswith("config-")]
         assert mounts and all(m["readOnly"] is True for m in mounts)
         assert all(m in [{**w, "readOnly": True} for w in writer["mountPoints"]] for m in mounts)
@@ -247,14 +247,76 @@ def test_file_only_secrets_are_written_by_the_config_writer_for_the_program_user
         assert environment[named_by] == path
 
 
-def test_the_collector_queue_is_task_storage_handed_to_the_collector_user(prod):
-    defined = containers(prod)["collector"]
-    queue = {"sourceVolume": "collector-queue", "containerPath": collector.QUEUE_DIR, "readOnly": False}
-    assert queue in defined["collector"]["mountPoints"] and queue in defined["config"]["mountPoints"]
-    assert defined["config"]["command"][2].endswith(f"chown -R {collector.QUEUE_OWNER} {collector.QUEUE_DIR}")
-    assert defined["collector"]["restartPolicy"] == {"enabled": True}
-    task = prod.one(TASK, "collector-task").inputs
-    assert {"name": "collector-queue"} in task["volumes"]
+COLLECTOR_TIERS = (collector.NAME, collector.SAMPLER_NAME)
+QUEUE_SLOTS_DIR = "/var/lib/otelcol-slots"
+
+
+def test_each_collector_task_claims_a_queue_slot_on_efs_before_the_collector_starts(prod):
+    for service in COLLECTOR_TIERS:
+        defined = containers(prod)[service]
+        main, claim = defined[service], defined["queue-claim"]
+        slots = {"sourceVolume": f"{service}-queue-slots", "containerPath": QUEUE_SLOTS_DIR, "readOnly": False}
+        link = {"sourceVolume": f"{service}-queue", "containerPath": "/var/lib/otelcol", "readOnly": True}
+        assert slots in main["mountPoints"] and link in main["mountPoints"]
+        assert claim["mountPoints"] == [slots, {**link, "readOnly": False}]
+        # The claim container lives as long as the task (essential) and the collector waits for its claim.
+        assert claim["essential"] is True and claim["image"] == settings_for("prod").utility_image
+        assert claim["healthCheck"]["command"] == ["CMD-SHELL", f"test -L {collector.QUEUE_DIR}"]
+        assert {"containerName": "queue-claim", "condition": "HEALTHY"} in main["dependsOn"]
+        script = claim["command"][2]
+        # Twice collectorMaxTasks (4): old and new tasks of a deployment (maximum 200%) each hold one.
+        assert f"slots={QUEUE_SLOTS_DIR}; link={collector.QUEUE_DIR}; count=8" in script and "flock -n" in script
+        # ECS's stop: SIGTERM, SIGKILL after 120 s (Fargate's most); the queue stays in the slot either way.
+        assert main["stopTimeout"] == 120
+        # The queue is no longer task storage handed over by the init container.
+        assert "chown" not in defined["config"]["command"][2]
+        storage = _written_config(defined)["extensions"][collector.QUEUE_STORAGE]
+        assert storage["directory"] == storage["compaction"]["directory"] == collector.QUEUE_DIR
+        assert storage["fsync"] is True
+        task = prod.one(TASK, f"{service}-task").inputs
+        (efs,) = [v["efsVolumeConfiguration"] for v in task["volumes"] if v["name"] == f"{service}-queue-slots"]
+        assert efs["transitEncryption"] == "ENABLED"
+        assert efs["authorizationConfig"] == {"accessPointId": f"{service}-queue-id", "iam": "ENABLED"}
+        assert {"name": f"{service}-queue"} in task["volumes"]
+
+
+def test_queue_file_systems_are_encrypted_elastic_unbacked_and_reached_by_their_collector_only(prod):
+    for service in COLLECTOR_TIERS:
+        name = f"{service}-queue"
+        file_system = prod.one("aws:efs/fileSystem:FileSystem", name)
+        assert file_system.inputs["encrypted"] is True and file_system.inputs["throughputMode"] == "elastic"
+        # No backups (a restored queue would send again what was delivered since); kept and protected
+        # like every data store (test_prod_destroy_keeps_the_data).
+        assert prod.one("aws:efs/backupPolicy:BackupPolicy", name).inputs["backupPolicy"] == {"status": "DISABLED"}
+        access_point = prod.one("aws:efs/accessPoint:AccessPoint", name)
+        assert access_point.inputs["posixUser"] == {"uid": 10001, "gid": 10001}
+        assert access_point.inputs["rootDirectory"]["path"] == f"/{name}"
+        (tls,) = statements(prod.one("aws:efs/fileSystemPolicy:FileSystemPolicy", name).inputs["policy"])
+        assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        grant_policy = prod.one(ROLE_POLICY, f"{name}-efs")
+        (grant,) = statements(grant_policy.inputs["policy"])
+        assert grant["Action"] == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+        arn = f"arn:aws:efs:{MOCK_REGION}:123456789012"
+        assert grant["Resource"] == f"{arn}:filesystem/{name}"
+        assert grant["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": f"{arn}:accesspoint/{name}"}}
+        # On the tier's own task role, not on another service's.
+        assert grant_policy.inputs["role"] == f"{service}-task-id"
+        (nfs,) = [r for r in prod.of_type(INGRESS) if r.inputs["securityGroupId"] == f"{name}-efs-id"]
+        assert (nfs.inputs["fromPort"], nfs.inputs["toPort"], nfs.inputs["referencedSecurityGroupId"]) == (2049, 2049, f"{service}-sg-id")
+        assert prod.of_type("aws:efs/mountTarget:MountTarget") and {
+            m.inputs["securityGroups"][0] for m in prod.of_type("aws:efs/mountTarget:MountTarget") if m.name.startswith(f"{name}-")
+        } == {f"{name}-efs-id"}
+
+
+def test_services_without_a_queue_claim_no_slot():
+    run = run_program("prod", {"collectorMinTasks": "1", "collectorMaxTasks": "1"})
+    assert run.error is None, run.error
+    defined = containers(run)
+    for service, containers_of_service in defined.items():
+        assert ("queue-claim" in containers_of_service) == (service == collector.NAME), service
+    # One task at most: two slots (a deployment's old and new task).
+    assert "count=2" in defined[collector.NAME]["queue-claim"]["command"][2]
+    assert {f.name for f in run.of_type("aws:efs/fileSystem:FileSystem")} == {"grafana-data", "collector-queue"}
 
 
 def _written_config(defined: dict) -> dict:
@@ -515,8 +577,12 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
     from_alb = [(r.name.split("-")[0], r.inputs["fromPort"]) for r in services if r.name.endswith("-from-alb")]
     assert len(from_alb) == len(set(from_alb)), "EC2 refuses a duplicate security-group rule"
     assert set(from_alb) == {("collector", 4317), ("collector", 4318), ("collector", 4319), ("collector", 13133), ("grafana", 3000)}
-    (nfs,) = [r for r in services if r.name.endswith("-efs-nfs")]
-    assert nfs.inputs["fromPort"] == 2049 and nfs.inputs["referencedSecurityGroupId"] == "grafana-sg-id"
+    nfs = {r.name: (r.inputs["fromPort"], r.inputs["referencedSecurityGroupId"]) for r in services if r.name.endswith("-efs-nfs")}
+    assert nfs == {
+        "grafana-data-efs-nfs": (2049, "grafana-sg-id"),
+        "collector-queue-efs-nfs": (2049, "collector-sg-id"),
+        "collector-sampler-queue-efs-nfs": (2049, "collector-sampler-sg-id"),
+    }
 
 
 def test_every_service_logs_to_its_own_group_with_retention(prod, settings):
@@ -530,9 +596,9 @@ def test_every_service_logs_to_its_own_group_with_retention(prod, settings):
 
 
 def test_grafana_database_is_on_encrypted_efs_through_its_access_point(prod):
-    (file_system,) = prod.of_type("aws:efs/fileSystem:FileSystem")
+    file_system = prod.one("aws:efs/fileSystem:FileSystem", "grafana-data")
     assert file_system.inputs["encrypted"] is True
-    (access_point,) = prod.of_type("aws:efs/accessPoint:AccessPoint")
+    access_point = prod.one("aws:efs/accessPoint:AccessPoint", "grafana-data")
     assert access_point.inputs["posixUser"] == {"uid": 472, "gid": 0}
     assert access_point.inputs["rootDirectory"]["creationInfo"] == {"ownerUid": 472, "ownerGid": 0, "permissions": "0750"}
     task = prod.one(TASK, "grafana-task").inputs
@@ -762,8 +828,11 @@ def egress_of(run, group: str) -> set[tuple]:
 
 def test_services_reach_out_only_on_https_and_to_the_other_services(prod):
     base = {("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 0, 65535, "services-id")}
-    for service in ("collector", "prometheus", "tempo", "loki"):
+    for service in ("prometheus", "tempo", "loki"):
         assert egress_of(prod, f"{service}-sg") == base, service
+    # The collector tiers also mount their queue slots.
+    for service in COLLECTOR_TIERS:
+        assert egress_of(prod, f"{service}-sg") == base | {("tcp", 2049, 2049, f"{service}-queue-efs-id")}, service
     # Grafana also mounts its file system.
     assert egress_of(prod, "grafana-sg") == base | {("tcp", 2049, 2049, "grafana-data-efs-id")}
     assert not [r for r in prod.of_type(EGRESS) if r.inputs["ipProtocol"] == "-1"]
@@ -791,7 +860,7 @@ def test_grafanas_file_system_is_backed_up_daily_unless_turned_off(prod):
 def test_grafana_on_an_external_database_needs_no_efs():
     run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL}, secret_keys=("grafanaDatabaseUrl",))
     assert run.error is None, run.error
-    assert run.of_type("aws:efs/fileSystem:FileSystem") == [] and run.of_type("aws:efs/accessPoint:AccessPoint") == []
+    assert not [r for r in run.of_type("aws:efs/fileSystem:FileSystem") + run.of_type("aws:efs/accessPoint:AccessPoint") if r.name.startswith("grafana")]
     grafana = containers(run)["grafana"]["grafana"]
     assert {s["name"] for s in grafana["secrets"]} == {"GF_SECURITY_ADMIN_PASSWORD", "GF_METRICS_BASIC_AUTH_PASSWORD", "GF_DATABASE_URL"}
     env = {e["name"]: e["value"] for e in grafana["environment"]}

@@ -88,6 +88,10 @@ class DataVolume:
     # platform whose instances move between hosts may keep the volume there to outlive them.
     # False: local disk only (a TSDB on NFS corrupts); such data lasts as long as the instance.
     shared_filesystem: bool = False
+    # Each instance writes its own copy (a persistent queue), and an instance that replaces a
+    # stopped one must take over what that one left: a platform that replaces instances keeps one
+    # such volume per instance slot where it outlives them (aws: queue slots on EFS).
+    inherited_by_replacements: bool = False
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,11 @@ def render_collector_config(
             QUEUE_STORAGE: {
                 "directory": QUEUE_DIR,
                 "create_directory": True,
+                # aws: every write reaches the queue's network file system before the sender is
+                # answered (bbolt NoSync is !fsync), as a stopped task's kernel, and the pages it had
+                # not written yet, go with the task. A local disk keeps a killed process's pages, and
+                # fsync slowed a collector restart here enough for an app to drop a batch.
+                "fsync": settings.target == "aws",
                 # Reclaims the space of delivered batches, at start and once a backlog has drained.
                 "compaction": {"on_start": True, "on_rebound": True, "directory": QUEUE_DIR},
             },
@@ -408,7 +413,8 @@ def _collector_spec(
         secrets=secrets,
         stateless=True,
         user=USER,
-        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER),),
+        # One writer per queue (bbolt); a replacement task sends what a stopped one queued.
+        volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER, inherited_by_replacements=True),),
         # FROM scratch: no shell, nothing to run a health check with. Checked from outside on
         # the health port instead.
         health=None,

@@ -1,5 +1,6 @@
-"""An encrypted EFS file system for one service's data (Grafana's database): TLS only, reached
-through an access point as the program's own user, NFS from that service alone."""
+"""An encrypted EFS file system for one service's data (Grafana's database, the collector's queue
+slots): TLS only, reached through an access point as the program's own user, NFS from that service
+alone."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class ServiceFileSystemArgs:
     # EFS automatic backups: AWS Backup's default plan for the file system (daily, kept 35 days, in
     # the aws/efs/automatic-backup-vault), which outlive a deleted file system (Amazon EFS user guide).
     backups: bool = True
+    # EFS throughput mode ("elastic", "bursting", "provisioned"); None: the API's default (bursting).
+    throughput_mode: Optional[str] = None
 
 
 class ServiceFileSystem(pulumi.ComponentResource):
@@ -46,6 +49,7 @@ class ServiceFileSystem(pulumi.ComponentResource):
         self.file_system = aws.efs.FileSystem(
             name,
             encrypted=True,
+            throughput_mode=args.throughput_mode,
             tags={"Name": f"{args.prefix}-{name}"},
             opts=kept,
         )

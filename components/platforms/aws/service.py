@@ -19,7 +19,8 @@ from components.platforms.aws.edge import Edge
 from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
 from components.platforms.aws.firewall import allow_tcp
 from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
-from components.platforms.spec import ServiceSpec
+from components.platforms.aws.queue_slots import CLAIM_CONTAINER, claim_container, link_directory, slot_count, slots_path
+from components.platforms.spec import DataVolume, ServiceSpec
 from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
 
 CONFIG_CONTAINER = "config"
@@ -183,7 +184,7 @@ class FargateService(pulumi.ComponentResource):
             )
 
         volumes, mounts, file_systems = self._volumes(args, security_group)
-        containers = task_containers(spec, shared, log_group.name, secrets, mounts)
+        containers = task_containers(spec, shared, log_group.name, secrets, mounts, args.max_tasks)
         # The config files travel inside the container definitions (the init container's
         # environment), so a changed config is a changed task definition: Pulumi registers a new
         # revision and the service rolls its tasks onto it. No image is built, nothing is fetched.
@@ -276,23 +277,24 @@ class FargateService(pulumi.ComponentResource):
         file_systems: list[pulumi.Resource] = []
         for data in spec.volumes:
             volume = f"{spec.name}-{data.name}"
+            if data.inherited_by_replacements:
+                # Accepted, undelivered data: kept like the other data stores (retainData); no backups
+                # (a restored queue would send again what was delivered since). Elastic throughput:
+                # every byte queued is written and read once whatever the size stored, while Bursting's
+                # baseline is 50 KiB/s per GiB stored (Amazon EFS pricing page): a nearly empty queue
+                # would get almost none.
+                slots = self._file_system(volume, data, args, security_group, backups=False, throughput_mode="elastic")
+                # The slots on EFS, and the task-scoped directory where the claim container puts the
+                # link (named like the data path) to the slot it claimed.
+                volumes += [slots.task_volume(f"{volume}-slots"), aws.ecs.TaskDefinitionVolumeArgs(name=volume)]
+                mounts += [
+                    {"sourceVolume": f"{volume}-slots", "containerPath": slots_path(data), "readOnly": False},
+                    {"sourceVolume": volume, "containerPath": link_directory(data), "readOnly": True},
+                ]
+                file_systems.extend(slots.mount_targets)
+                continue
             if data.shared_filesystem:
-                file_system = ServiceFileSystem(
-                    volume,
-                    ServiceFileSystemArgs(
-                        service=spec.name,
-                        volume=data,
-                        prefix=shared.prefix,
-                        vpc_id=shared.vpc_id,
-                        subnet_ids=shared.task_subnet_ids,
-                        service_security_group=security_group,
-                        task_role=args.task_role,
-                        retain=shared.retain_data,
-                        backups=shared.file_system_backups,
-                    ),
-                    moved_from_parent=self._moved_from_parent,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
+                file_system = self._file_system(volume, data, args, security_group, backups=shared.file_system_backups)
                 volumes.append(file_system.task_volume(volume))
                 file_systems.extend(file_system.mount_targets)
             elif data.owner:
@@ -301,6 +303,29 @@ class FargateService(pulumi.ComponentResource):
                 continue
             mounts.append({"sourceVolume": volume, "containerPath": data.path, "readOnly": False})
         return volumes, mounts, file_systems
+
+    def _file_system(
+        self, volume: str, data: DataVolume, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup,
+        backups: bool, throughput_mode: Optional[str] = None,
+    ) -> ServiceFileSystem:
+        shared = args.cluster
+        return ServiceFileSystem(
+            volume,
+            ServiceFileSystemArgs(
+                service=args.spec.name,
+                volume=data,
+                prefix=shared.prefix,
+                vpc_id=shared.vpc_id,
+                subnet_ids=shared.task_subnet_ids,
+                service_security_group=security_group,
+                task_role=args.task_role,
+                retain=shared.retain_data,
+                backups=backups,
+                throughput_mode=throughput_mode,
+            ),
+            moved_from_parent=self._moved_from_parent,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _autoscale(self, name: str, shared: Cluster, minimum: int, maximum: int, child: pulumi.ResourceOptions) -> None:
         target = aws.appautoscaling.Target(
@@ -336,8 +361,10 @@ def task_containers(
     log_group_name: pulumi.Input[str],
     secrets: list[tuple[str, aws.secretsmanager.Secret]],
     mounts: list[dict[str, Any]],
+    max_tasks: int = 1,
 ) -> list[dict[str, Any]]:
-    """The task's container definitions: the program, and the init container that prepares its volumes."""
+    """The task's container definitions: the program, the init container that prepares its volumes,
+    and the container that claims a queue slot where the program has one."""
 
     def logging(stream_prefix: str) -> dict[str, Any]:
         return {
@@ -362,8 +389,8 @@ def task_containers(
         # The whole task's memory: the collector's memory_limiter reads this limit.
         "memory": spec.memory_mb,
         "stopTimeout": STOP_TIMEOUT_SECONDS,
-        # A crashed program restarts in place, keeping what it wrote to task storage (the
-        # collector's queue); a new task would start empty.
+        # A crashed program restarts in place, keeping what it wrote to task storage and the
+        # queue slot its task claimed.
         "restartPolicy": {"enabled": True},
     }
     if spec.command:
@@ -386,10 +413,20 @@ def task_containers(
     for env in file_only:
         path = shlex.quote(file_only[env].file)
         steps += [f'(umask 077; printf "%s" "${env}" > {path})', f"chown {shlex.quote(spec.user)} {path}"]
-    owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem]
+    owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem and not v.inherited_by_replacements]
     steps += [f"chown -R {shlex.quote(v.owner or '')} {shlex.quote(v.path)}" for v in owned]
+    # One claim container per task: a program has at most one queue (names of containers are unique).
+    claims = []
+    for queue in (v for v in spec.volumes if v.inherited_by_replacements):
+        paths = {slots_path(queue), link_directory(queue)}
+        writable = [{**m, "readOnly": False} for m in mounts if m["containerPath"] in paths]
+        claims.append(claim_container(queue, slot_count(max_tasks), shared.utility_image, writable, logging(CLAIM_CONTAINER)))
+    assert len(claims) <= 1, f"{spec.name}: one queue volume per task"
+    depends_on = [{"containerName": CLAIM_CONTAINER, "condition": "HEALTHY"}] if claims else []
     if not steps:
-        return [main]
+        if depends_on:
+            main["dependsOn"] = depends_on
+        return [*claims, main]
     owned_paths = {v.path for v in owned}
     writer = {
         "name": CONFIG_CONTAINER,
@@ -402,5 +439,5 @@ def task_containers(
     }
     if file_only:
         writer["secrets"] = [{"name": env, "valueFrom": stored.arn} for env, stored in secrets if env in file_only]
-    main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}]
-    return [writer, main]
+    main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}, *depends_on]
+    return [writer, *claims, main]
