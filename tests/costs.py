@@ -19,6 +19,7 @@ HOURS_PER_MONTH = 730
 
 _FARGATE_PAGE = "vantage.sh/blog/fargate-pricing, read 2026-12-02 (quotes the AWS Fargate page for us-east-1; eu-west-1 the same from memory)"
 _MEMORY = "from memory of the AWS pricing page"
+_EFS_ELASTIC = "AWS's EFS pricing page as a third-party page quoted it on 2026-06-13, us-east-1 (eu-west-1 not checked)"
 
 # name: (USD, unit, source)
 PRICES: dict[str, tuple[float, str, str]] = {
@@ -35,8 +36,8 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "public_ipv4_hour": (0.005, "per address-hour", "issue 12's brief (the Amazon VPC pricing page's public IPv4 charge; not re-read)"),
     "efs_gb_month": (0.33, "per GB-month (Standard)", _MEMORY + " (Amazon EFS)"),
     "backup_gb_month": (0.05, "per GB-month (EFS warm backup)", _MEMORY + " (AWS Backup)"),
-    "efs_elastic_write_gb": (0.06, "per GB written (Elastic throughput)", "AWS's EFS pricing page as a third-party page quoted it on 2026-06-13, us-east-1 (eu-west-1 not checked)"),
-    "efs_elastic_read_gb": (0.03, "per GB read (Elastic throughput)", "AWS's EFS pricing page as a third-party page quoted it on 2026-06-13, us-east-1 (eu-west-1 not checked)"),
+    "efs_elastic_write_gb": (0.06, "per GB written (Elastic throughput)", _EFS_ELASTIC),
+    "efs_elastic_read_gb": (0.03, "per GB read (Elastic throughput)", _EFS_ELASTIC),
     "s3_gb_month": (0.023, "per GB-month (Standard)", _MEMORY + " (Amazon S3)"),
     "s3_put_1000": (0.005, "per 1,000 PUT/LIST", _MEMORY + " (Amazon S3)"),
     "s3_get_1000": (0.0004, "per 1,000 GET", _MEMORY + " (Amazon S3)"),

@@ -269,7 +269,7 @@ def test_each_collector_task_claims_a_queue_slot_on_efs_before_the_collector_sta
         # ECS's stop: SIGTERM, SIGKILL after 120 s (Fargate's most); the queue stays in the slot either way.
         assert main["stopTimeout"] == 120
         # The queue is no longer task storage handed over by the init container.
-        assert "chown" not in defined["config"]["command"][2]
+        assert f"chown -R {collector.QUEUE_OWNER} {collector.QUEUE_DIR}" not in defined["config"]["command"][2]
         storage = _written_config(defined)["extensions"][collector.QUEUE_STORAGE]
         assert storage["directory"] == storage["compaction"]["directory"] == collector.QUEUE_DIR
         assert storage["fsync"] is True
