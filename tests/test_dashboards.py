@@ -130,13 +130,15 @@ def test_metric_name_extraction():
 
 
 def test_stack_health_shows_every_scrape_job():
+    from components.services.collector import SAMPLER_NAME
     from components.settings import SERVICES
     from components.stack import scrape_targets
 
     health = next(d for d in DASHBOARDS if d.uid == "observability-stack-health")
     (up_query,) = [expr for _, expr in promql_queries(health.model, PROMETHEUS_UID) if expr.startswith("up{")]
     jobs = set(re.search(r'job=~"([^"]+)"', up_query).group(1).split("|"))
-    assert jobs == set(scrape_targets({name: name for name in SERVICES}, container_metrics=True))
+    # Every job any stack scrapes: the sampler tier's and cAdvisor's included.
+    assert jobs == set(scrape_targets({name: name for name in (*SERVICES, SAMPLER_NAME)}, container_metrics=True))
 
 
 # rate() over a selector that matches several metric names drops the names, and series that then
