@@ -45,6 +45,7 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "logs_gb_ingested": (0.57, "per GB ingested", _MEMORY + " (Amazon CloudWatch)"),
     "logs_gb_month": (0.03, "per GB-month stored", _MEMORY + " (Amazon CloudWatch)"),
     "metric_month": (0.30, "per custom metric-month (first 10,000)", _MEMORY + " (Amazon CloudWatch)"),
+    "alarm_month": (0.10, "per standard-resolution alarm-month", _MEMORY + " (Amazon CloudWatch)"),
     "secret_month": (0.40, "per secret-month", _MEMORY + " (AWS Secrets Manager)"),
     "hosted_zone_month": (0.50, "per hosted zone-month", _MEMORY + " (Amazon Route 53; Cloud Map's private namespace is one)"),
     "waf_acl_month": (5.00, "per web ACL-month", _MEMORY + " (AWS WAF)"),
@@ -140,6 +141,8 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
         if {"name": "containerInsights", "value": "enabled"} in unwrap(cluster.inputs).get("settings", []):
             metrics = WORKLOAD["container_insights_metrics_per_cluster"] + len(services) * WORKLOAD["container_insights_metrics_per_service"]
             lines["CloudWatch"] += metrics * price("metric_month")
+    # Application Auto Scaling makes two alarms for each target-tracking policy (scale out, scale in).
+    lines["CloudWatch"] += 2 * len(run.of_type("aws:appautoscaling/policy:Policy")) * price("alarm_month")
     lines["Secrets Manager, Cloud Map"] += len(run.of_type("aws:secretsmanager/secret:Secret")) * price("secret_month")
     lines["Secrets Manager, Cloud Map"] += len(run.of_type("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace")) * price("hosted_zone_month")
     for acl in run.of_type("aws:wafv2/webAcl:WebAcl"):

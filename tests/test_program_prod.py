@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import json
 import os
@@ -18,7 +19,7 @@ from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
 from components.platforms.aws.service import CONFIG_CONTAINER
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, secret_file
-from components.services import collector, loki, prometheus, tempo
+from components.services import collector, collector_sampling, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.yamltext import to_yaml
 from tests.harness import MOCK_ACCOUNT, MOCK_ELB_ACCOUNT, MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
@@ -136,7 +137,7 @@ def test_one_fargate_service_per_component_with_rollback_and_steady_state(prod, 
         assert containers(prod)[service][service]["memory"] == settings.memory_mb(service)
 
 
-def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu(prod, settings):
+def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu_and_the_sampler_on_memory_too(prod, settings):
     services = by_name(prod, SERVICE)
     for name in ("prometheus", "tempo", "loki", "grafana"):
         inputs = services[f"{name}-service"].inputs
@@ -149,11 +150,20 @@ def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu(p
     assert set(targets) == {"service/observability-prod/collector", "service/observability-prod/collector-sampler"}
     for target in targets.values():
         assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (settings.aws.collector_min_tasks, settings.aws.collector_max_tasks)
-    policies = prod.of_type("aws:appautoscaling/policy:Policy")
-    assert len(policies) == 2
-    for policy in policies:
+    metrics: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    for policy in prod.of_type("aws:appautoscaling/policy:Policy"):
         tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
-        assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+        metrics[policy.inputs["resourceId"]][tracking["predefinedMetricSpecification"]["predefinedMetricType"]] = tracking["targetValue"]
+    # The sampler tier's tail-sampling budget shows in memory, not CPU: it scales on memory too,
+    # before the traces limiter refuses.
+    refused_above = collector_sampling.TRACES_MEMORY_LIMIT_PERCENTAGE - collector_sampling.TRACES_MEMORY_SPIKE_PERCENTAGE
+    assert metrics == {
+        "service/observability-prod/collector": {"ECSServiceAverageCPUUtilization": 60},
+        "service/observability-prod/collector-sampler": {
+            "ECSServiceAverageCPUUtilization": 60, "ECSServiceAverageMemoryUtilization": collector_sampling.SCALING_MEMORY_PERCENTAGE,
+        },
+    }
+    assert refused_above > collector_sampling.SCALING_MEMORY_PERCENTAGE
 
 
 def _check_shape(shape, value, path: str) -> list[str]:

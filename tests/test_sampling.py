@@ -52,7 +52,11 @@ ERROR = 2  # STATUS_CODE_ERROR in OTLP
 def probe_provider(endpoint: str) -> tuple[TracerProvider, CountingExporter]:
     exporter = CountingExporter(endpoint)
     provider = TracerProvider(resource=Resource.create({"service.name": PROBE}))
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200, max_export_batch_size=512))
+    # Room for every probe span: a full queue drops spans in the SDK, before any exporter sees them
+    # (seen on a loaded machine with the default 2048).
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=4 * PROBE_TRACES, schedule_delay_millis=200, max_export_batch_size=512)
+    )
     return provider, exporter
 
 
@@ -117,7 +121,7 @@ def sampled(otelcol, prometheus_bin, tmp_path_factory) -> Iterator[Sampled]:
         send_probe_traces(provider, provider, PROBE_TRACES)
         provider.shutdown()
         assert exporter.failed == 0
-        poll(lambda: sum(s.resource["service.name"] == PROBE for s in everything.received()) >= 2 * PROBE_TRACES, 60)
+        assert poll(lambda: sum(s.resource["service.name"] == PROBE for s in everything.received()) >= 2 * PROBE_TRACES, 60)
         # Decisions come at most the decision wait after a trace's first span.
         time.sleep(DECISION_WAIT_SECONDS + 1)
         yield Sampled(everything, kept, prometheus, collector)

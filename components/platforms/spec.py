@@ -167,6 +167,9 @@ class ServiceSpec:
     # Instances are interchangeable: a platform may run several and overlap them in deployments.
     # False: exactly one instance at any time (local state, single-writer data).
     stateless: bool = False
+    # Where the program's load shows in its memory before its CPU: a platform that scales the
+    # service's instances also scales on their average memory, at this percentage of the container.
+    scale_on_memory_percentage: Optional[int] = None
     # "uid:gid" the image runs its program as: secret files are made readable to it.
     user: str = "0:0"
 

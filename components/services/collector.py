@@ -36,6 +36,7 @@ from components.services.collector_sampling import (
     METRICS_WRITERS,
     SAMPLER,
     SAMPLER_NAME,
+    SCALING_MEMORY_PERCENTAGE,
     SERVICE_GRAPH,
     SPAN_METRICS,
     SPAN_SERIES_WRITER,
@@ -267,9 +268,11 @@ def render_collector_config(
                     "processors": [TRACES_MEMORY_LIMITER, "filter/health", "attributes/scrub", "resource"],
                     "exporters": [SPAN_METRICS, SERVICE_GRAPH, TO_SAMPLING],
                 },
+                # Nothing after the connectors may refuse: a retry would count the spans twice.
+                # The traces limiter in front already bounds what tail sampling holds.
                 "traces/sampling": {
                     "receivers": [TO_SAMPLING],
-                    "processors": ["memory_limiter", "tail_sampling"],
+                    "processors": ["tail_sampling"],
                     "exporters": ["otlp_grpc/tempo"],
                 },
                 # Span metrics keep the span's resource (service, namespace, environment) as labels,
@@ -399,9 +402,10 @@ def bearer_token_file(token: pulumi.Output[str]) -> SecretValue:
 
 
 def _collector_spec(
-    settings: Settings, name: str, config_yaml: pulumi.Input[str], secrets: tuple[SecretValue, ...], ports: tuple[Port, ...]
+    settings: Settings, name: str, config_yaml: pulumi.Input[str], secrets: tuple[SecretValue, ...], ports: tuple[Port, ...],
+    samples: bool,
 ) -> ServiceSpec:
-    """Either tier: the same image, memory and queue volume."""
+    """Either tier: the same image, memory and queue volume. samples: the tier runs tail sampling."""
     return ServiceSpec(
         name=name,
         image=settings.image(NAME),
@@ -412,6 +416,7 @@ def _collector_spec(
         env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
         secrets=secrets,
         stateless=True,
+        scale_on_memory_percentage=SCALING_MEMORY_PERCENTAGE if samples else None,
         user=USER,
         # One writer per queue (bbolt); a replacement task sends what a stopped one queued.
         volumes=(DataVolume("queue", QUEUE_DIR, owner=QUEUE_OWNER, inherited_by_replacements=True),),
@@ -472,6 +477,7 @@ class Collector(pulumi.ComponentResource):
                 Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
                 METRICS,
             ),
+            samples=tier != INGEST,
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.otlp_grpc_endpoint = self.service.external_urls[OTLP_GRPC.name]
@@ -499,6 +505,6 @@ class CollectorSampler(pulumi.ComponentResource):
             lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=SAMPLER)), metrics_store
         )
         secrets = (bearer_token_file(bearer_token),) if bearer_token is not None else ()
-        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS))
+        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS), samples=True)
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.register_outputs({"host": self.service.internal_host})

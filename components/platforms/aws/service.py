@@ -258,7 +258,7 @@ class FargateService(pulumi.ComponentResource):
             ),
         )
         if scales:
-            self._autoscale(name, shared, args.min_tasks, args.max_tasks, child)
+            self._autoscale(name, shared, args.min_tasks, args.max_tasks, spec.scale_on_memory_percentage, child)
         self.register_outputs({"serviceName": self.service.name, "taskDefinition": task.arn})
 
     def _volumes(self, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup) -> tuple[list, list[dict[str, Any]], list[pulumi.Resource]]:
@@ -327,7 +327,12 @@ class FargateService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _autoscale(self, name: str, shared: Cluster, minimum: int, maximum: int, child: pulumi.ResourceOptions) -> None:
+    def _autoscale(
+        self, name: str, shared: Cluster, minimum: int, maximum: int, memory_percentage: Optional[int], child: pulumi.ResourceOptions
+    ) -> None:
+        """Target tracking on CPU, and on memory where the spec asks: the service scales out when
+        any policy asks and in only when all do (Application Auto Scaling, "Target tracking
+        scaling policies", multiple policies)."""
         target = aws.appautoscaling.Target(
             f"{name}-scaling",
             service_namespace="ecs",
@@ -337,22 +342,26 @@ class FargateService(pulumi.ComponentResource):
             max_capacity=maximum,
             opts=child,
         )
-        aws.appautoscaling.Policy(
-            f"{name}-cpu",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                target_value=SCALING_CPU_TARGET,
-                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type="ECSServiceAverageCPUUtilization"
+        policies = [("cpu", "ECSServiceAverageCPUUtilization", SCALING_CPU_TARGET)]
+        if memory_percentage is not None:
+            policies.append(("memory", "ECSServiceAverageMemoryUtilization", memory_percentage))
+        for suffix, metric, target_value in policies:
+            aws.appautoscaling.Policy(
+                f"{name}-{suffix}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    target_value=target_value,
+                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type=metric
+                    ),
+                    scale_out_cooldown=60,
+                    scale_in_cooldown=300,
                 ),
-                scale_out_cooldown=60,
-                scale_in_cooldown=300,
-            ),
-            opts=child,
-        )
+                opts=child,
+            )
 
 
 def task_containers(
