@@ -48,7 +48,7 @@ def pending_traces(container_memory_mb: int) -> int:
 # container. Measured in tests/test_faults.py with a few traces that grow until their decision:
 # - limit 50%, spike 15%, checked every second: heap 265-286 MiB in a 160 MiB container;
 # - the same checked every 100 ms: heap 70-162 MiB, RSS up to 194 MiB (past the container);
-# - limit 40%, spike 15%, every 100 ms (this): heap 65-80 MiB, RSS at most 101 MiB.
+# - limit 40%, spike 15%, every 100 ms (this): heap 62-80 MiB, RSS at most 101 MiB.
 # The memory limiter's README advises a shorter check_interval for spiky traffic. Metrics and logs
 # go on to the collector's general limit (80%). Also measured with that load and not taken: a
 # disk-queued loopback hop in front of tail sampling (heap past the limit), a Tempo queue that
