@@ -198,11 +198,13 @@ COLLECTOR_INTERNAL = {
     "otelcol_processor_incoming_items_total",
     "otelcol_processor_outgoing_items_total",
     "otelcol_processor_filter_spans_filtered_total",
-    # The ingest tier's load-balancing exporter: how many samplers it routes to (label resolver).
+    # The ingest tier's load-balancing exporter: how many samplers it routes to (label resolver),
+    # and its lookups of them (labels resolver, success).
     "otelcol_loadbalancer_num_backends",
+    "otelcol_loadbalancer_num_resolutions_total",
 }
 COLLECTOR_INTERNAL_LABELS = {
-    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal", "filter", "resolver",
+    "job", "instance", "receiver", "exporter", "processor", "transport", "data_type", "otel_signal", "filter", "resolver", "success",
     "service_name", "service_instance_id", "service_version",
 }
 
