@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.services.collector import go_memory_limit, render_collector_config  # noqa: E402
+from components.services.collector import render_collector_config  # noqa: E402
 from components.services.collector_sampling import INGEST, SAMPLER  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
 from tests.processes import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
@@ -231,20 +231,10 @@ def spans(metrics_port: int, name: str, label: str = "", value: str = "") -> flo
     return total
 
 
-def in_container(collector: Collector, container_mib: int) -> None:
-    """The stack's memory percentages and GOMEMLIMIT, applied to a container of container_mib
-    instead of this machine's memory (what a percentage would read here)."""
-    for name, processor in collector.config["processors"].items():
-        if name.startswith("memory_limiter"):
-            limit, spike = processor.pop("limit_percentage"), processor.pop("spike_limit_percentage")
-            processor.update(limit_mib=container_mib * limit // 100, spike_limit_mib=container_mib * spike // 100)
-    collector.env["GOMEMLIMIT"] = go_memory_limit(container_mib)
-
-
 def measure(collectors: list[Collector], seconds: float, container_mib: int) -> dict[str, float]:
     """collectors[0] takes the load; every collector that has a Tempo exporter counts what it sent."""
     for collector in reversed(collectors):
-        in_container(collector, container_mib)
+        collector.size_for(container_mib)
         collector.start()
     entry = collectors[0]
     pids = [c.process.pid for c in collectors]

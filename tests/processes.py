@@ -26,8 +26,10 @@ from components.services.collector import (
     LOAD_BALANCING,
     METRICS_WRITERS,
     QUEUE_STORAGE,
+    go_memory_limit,
     render_collector_config,
 )
+from components.services.collector_sampling import pending_traces
 from components.services.prometheus import COLLECTOR_SAMPLER_JOB, GRAFANA_JOB, prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
@@ -153,6 +155,17 @@ class Collector:
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
         self.process: Optional[subprocess.Popen] = None
+
+    def size_for(self, container_mib: int) -> None:
+        """The stack's memory percentages, GOMEMLIMIT and tail sampling's trace budget, sized for a
+        container of container_mib instead of this machine's memory (what a percentage reads here)."""
+        for name, processor in self.config["processors"].items():
+            if name.startswith("memory_limiter"):
+                limit, spike = processor.pop("limit_percentage"), processor.pop("spike_limit_percentage")
+                processor.update(limit_mib=container_mib * limit // 100, spike_limit_mib=container_mib * spike // 100)
+        if "tail_sampling" in self.config["processors"]:
+            self.config["processors"]["tail_sampling"]["num_traces"] = pending_traces(container_mib)
+        self.env["GOMEMLIMIT"] = go_memory_limit(container_mib)
 
     def write_metrics_to(self, url: str) -> None:
         for name in METRICS_WRITERS:

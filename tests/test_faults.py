@@ -26,12 +26,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from components.services.collector import MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE
+from components.services.collector import MEMORY_LIMIT_PERCENTAGE
 from components.services.collector_sampling import (
     TRACES_MEMORY_LIMIT_PERCENTAGE,
-    TRACES_MEMORY_LIMITER,
     TRACES_MEMORY_SPIKE_PERCENTAGE,
-    pending_traces,
 )
 from tests.conftest import report
 from tests.processes import Collector, anonymous_rss_bytes, poll
@@ -165,24 +163,11 @@ def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otel
     collector = make_collector(otelcol, tmp_path, tempo, loki)
     # A queue that fills in seconds instead of the stack's gigabyte on disk.
     collector.config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["queue_size"] = OVERLOAD_QUEUE_BYTES
-    # The stack's percentages, applied to a small container instead of this machine's memory.
+    # The stack's percentages, GOMEMLIMIT and trace budget, for a small container instead of this
+    # machine's memory.
     container_mib = limit_mib * 100 // MEMORY_LIMIT_PERCENTAGE
-    limiters = {
-        "memory_limiter": (MEMORY_LIMIT_PERCENTAGE, MEMORY_SPIKE_PERCENTAGE),
-        TRACES_MEMORY_LIMITER: (TRACES_MEMORY_LIMIT_PERCENTAGE, TRACES_MEMORY_SPIKE_PERCENTAGE),
-    }
-    for name, (limit, spike) in limiters.items():
-        collector.config["processors"][name] = {
-            "check_interval": collector.config["processors"][name]["check_interval"],
-            "limit_mib": container_mib * limit // 100, "spike_limit_mib": container_mib * spike // 100,
-        }
-    # Traces held for the sampling decision, sized for that container as the stack sizes them.
-    collector.config["processors"]["tail_sampling"]["num_traces"] = pending_traces(container_mib)
-    os.environ["GOMEMLIMIT"] = f"{limit_mib * MEMORY_LIMIT_PERCENTAGE // 100}MiB"
-    try:
-        collector.start()
-    finally:
-        del os.environ["GOMEMLIMIT"]
+    collector.size_for(container_mib)
+    collector.start()
     outcomes: collections.Counter[str] = collections.Counter()
     loading = threading.Event()
     loading.set()
