@@ -84,9 +84,8 @@ def build_stack(settings: Settings, platform: Platform, alert_groups: list[RuleG
     stores = (metrics.service, traces.service, logs.service)
     ingest = Collector(settings, platform, hosts, depends_on=stores, metrics_store=managed, tier=tiers[0])
     if SAMPLER in tiers:
-        # After the ingest tier, whose token it demands; the ingest tier's queue holds spans on
-        # disk until a sampler answers.
-        CollectorSampler(settings, platform, hosts, depends_on=stores, metrics_store=managed, bearer_token=ingest.bearer_token)
+        # The ingest tier's queue holds spans on disk until a sampler answers.
+        CollectorSampler(settings, platform, hosts, depends_on=stores, metrics_store=managed)
     ui = Grafana(settings, platform, grafana_metrics_password, depends_on=stores, sigv4_auth=managed is not None)
     cloud_metrics_region = platform.cloud_metrics(readers=(grafana.NAME,))
     content = GrafanaContent(

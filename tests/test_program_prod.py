@@ -241,7 +241,6 @@ def test_configs_reach_the_program_through_an_init_container(prod):
     "service, secret, user, named_by",
     [
         ("collector", collector.BEARER_TOKEN_ENV, collector.USER, collector.BEARER_TOKEN_FILE_ENV),
-        (collector.SAMPLER_NAME, collector.BEARER_TOKEN_ENV, collector.USER, collector.BEARER_TOKEN_FILE_ENV),
         ("prometheus", prometheus.GRAFANA_METRICS_PASSWORD, prometheus.USER, None),
     ],
 )
@@ -485,10 +484,10 @@ def test_iam_policies_name_specific_resources(prod):
 
 def test_secrets_reach_containers_only_as_ecs_secrets(prod):
     secrets = {s.name: s for s in prod.of_type(SECRET)}
-    # The sampler tier demands the ingest tier's token: the same value, its own secret.
+    # The token guards the entry tier only: the hop to the sampler tier carries none.
     assert set(secrets) == {
         "grafana-gf-security-admin-password", "grafana-gf-metrics-basic-auth-password", "prometheus-grafana-metrics-password",
-        "collector-otlp-bearer-token", "collector-sampler-otlp-bearer-token",
+        "collector-otlp-bearer-token",
     }
     for version in prod.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
         assert is_secret(version.inputs["secretString"])
@@ -501,7 +500,6 @@ def test_secrets_reach_containers_only_as_ecs_secrets(prod):
                                 "GF_METRICS_BASIC_AUTH_PASSWORD": "grafana-gf-metrics-basic-auth-password"}},
         "prometheus": {writer: {prometheus.GRAFANA_METRICS_PASSWORD: "prometheus-grafana-metrics-password"}},
         "collector": {writer: {collector.BEARER_TOKEN_ENV: "collector-otlp-bearer-token"}},
-        collector.SAMPLER_NAME: {writer: {collector.BEARER_TOKEN_ENV: "collector-sampler-otlp-bearer-token"}},
     }
     secret_names = {"GF_SECURITY_ADMIN_PASSWORD", "GF_METRICS_BASIC_AUTH_PASSWORD", prometheus.GRAFANA_METRICS_PASSWORD, collector.BEARER_TOKEN_ENV}
     for service, by_container in defined.items():

@@ -157,15 +157,17 @@ def test_ingest_tier_routes_spans_by_trace_id_to_the_sampler_tier_through_its_pe
     assert "tail_sampling" not in config["processors"]
 
 
-def test_sampler_tier_takes_only_grpc_with_the_ingest_tiers_token(settings):
+def test_sampler_tier_takes_only_grpc_and_no_token_on_the_hop_from_the_ingest_tier(settings):
+    """bearertokenauth's gRPC credentials demand transport security, so on the plaintext hop the
+    ingest tier's exporter would never start: the token stays at the entry point."""
     config = render_tier(settings, collector.SAMPLER)
     assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc"}
-    balancer = render_tier(settings, collector.INGEST)["exporters"][collector.LOAD_BALANCING]["protocol"]["otlp"]
-    if settings.otlp_require_token:
-        assert config["receivers"]["otlp"]["protocols"]["grpc"]["auth"] == {"authenticator": "bearertokenauth"}
-        assert balancer["auth"] == {"authenticator": "bearertokenauth"}
-    else:
-        assert "auth" not in config["receivers"]["otlp"]["protocols"]["grpc"] and "auth" not in balancer
+    assert "auth" not in config["receivers"]["otlp"]["protocols"]["grpc"]
+    assert "bearertokenauth" not in config["extensions"]
+    ingest = render_tier(settings, collector.INGEST)
+    balancer = ingest["exporters"][collector.LOAD_BALANCING]["protocol"]["otlp"]
+    assert balancer["tls"] == {"insecure": True} and "auth" not in balancer
+    assert ("auth" in ingest["receivers"]["otlp"]["protocols"]["grpc"]) == settings.otlp_require_token
     assert config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["storage"] == collector.QUEUE_STORAGE
     assert set(config["connectors"]) == {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
 

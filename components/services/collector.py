@@ -307,15 +307,14 @@ def render_collector_config(
         _route_traces_to_samplers(config, sampler_host)
     elif tier == SAMPLER:
         _sample_only(config)
-    if settings.otlp_require_token:
-        # The sampler tier demands the same token; the ingest tier sends it (bearertokenauth is
-        # a client authenticator too).
+    if settings.otlp_require_token and tier != SAMPLER:
+        # The token guards the entry point. The hop to the sampler tier carries none:
+        # bearertokenauth's gRPC credentials demand transport security (RequireTransportSecurity),
+        # so on that plaintext hop the exporter would never start; the sampler's port is reached
+        # only inside the service network.
         _require_bearer_token(config)
-        if tier == INGEST:
-            _send_bearer_token_to_samplers(config)
-        if tier != SAMPLER:
-            # Web pages send to the tier behind the load balancer, as server SDKs do.
-            join_browser_ingest(config, browser_ingest(settings, MEMORY_SPIKE_PERCENTAGE))
+        # Web pages send to the tier behind the load balancer, as server SDKs do.
+        join_browser_ingest(config, browser_ingest(settings, MEMORY_SPIKE_PERCENTAGE))
     if metrics is not None:
         _write_metrics_with_sigv4(config, metrics)
     return config
@@ -357,10 +356,6 @@ def _route_traces_to_samplers(config: dict[str, Any], sampler_host: str) -> None
     del config["exporters"][SPAN_SERIES_WRITER]
     for name in ("tail_sampling", INSTANCE_DETECTION, INSTANCE_LABEL, TRACES_MEMORY_LIMITER):
         del config["processors"][name]
-
-
-def _send_bearer_token_to_samplers(config: dict[str, Any]) -> None:
-    config["exporters"][LOAD_BALANCING]["protocol"]["otlp"]["auth"] = {"authenticator": "bearertokenauth"}
 
 
 def _sample_only(config: dict[str, Any]) -> None:
@@ -496,15 +491,12 @@ class CollectorSampler(pulumi.ComponentResource):
         hosts: dict[str, str],
         depends_on: tuple[RunningService, ...] = (),
         metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
-        bearer_token: Optional[pulumi.Output[str]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        """bearer_token: the ingest tier's token, which the sampler demands where otlpRequireToken is on."""
         super().__init__("observability:components:CollectorSampler", SAMPLER_NAME, None, opts)
         self.config_yaml = render_when_known(
             lambda m: to_yaml(render_collector_config(settings, hosts, m, tier=SAMPLER)), metrics_store
         )
-        secrets = (bearer_token_file(bearer_token),) if bearer_token is not None else ()
-        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, secrets, ports=(OTLP_GRPC, HEALTH, METRICS), samples=True)
+        spec = _collector_spec(settings, SAMPLER_NAME, self.config_yaml, (), ports=(OTLP_GRPC, HEALTH, METRICS), samples=True)
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.register_outputs({"host": self.service.internal_host})
