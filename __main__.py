@@ -1,9 +1,12 @@
-"""Read the stack config once, choose where the stack runs, build it, export its addresses."""
+"""Read the stack config once, plan the stack, choose where it runs, build it, export its addresses."""
 
 import pulumi
 
 from components.grafana.alerts import AlertRulesError, load_rule_groups
 from components.grafana.content import DATASOURCE_UIDS
+from components.plan import plan_stack
+from components.platforms import platform_for
+from components.platforms.spec import SpecError
 from components.settings import SettingsError, load_from_pulumi
 from components.stack import build_stack
 
@@ -13,18 +16,10 @@ try:
 except (SettingsError, AlertRulesError) as error:
     raise pulumi.RunError(str(error)) from None
 
-if settings.target == "docker":
-    from components.platforms.docker import DockerPlatform
-
-    platform = DockerPlatform(settings)
-else:
-    # Imported only here: pulumi_aws costs seconds of import time the docker target never needs.
-    from components.platforms.aws.platform import AwsPlatform
-
-    platform = AwsPlatform(settings)
-
-for name, value in build_stack(settings, platform, alert_groups).items():
+platform = platform_for(settings)
+try:
+    outputs = build_stack(plan_stack(settings, platform.facts), platform, alert_groups)
+except SpecError as error:
+    raise pulumi.RunError(str(error)) from None
+for name, value in outputs.items():
     pulumi.export(name, value)
-if settings.target == "aws":
-    # Where domainName must point when the stack manages no DNS record.
-    pulumi.export("loadBalancerDnsName", platform.load_balancer.dns_name)

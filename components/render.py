@@ -12,62 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 from components.grafana.alerts import RuleContext, RuleGroup, load_rule_groups, read_runbook, rule_stages
-from components.grafana.content import DATASOURCE_UIDS, datasource_definitions
+from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
-from components.platforms.spec import MetricsStore, ObjectStore
-from components.services import collector, loki, prometheus, tempo
-from components.settings import SERVICES, ProblemsError, Settings, load_settings
-from components.stack import collector_tiers, dashboard_constants, scrape_targets
+from components.plan import placeholder_stores, plan_stack
+from components.services import collector_config, loki, prometheus, tempo
+from components.settings import ProblemsError, load_settings
+from components.stack import dashboard_constants
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
 from components.yamltext import to_yaml
 
 
 class RenderError(Exception):
     """A stack that cannot be rendered, with the reason in words."""
-
-
-def internal_hosts(settings: Settings) -> dict[str, str]:
-    """How services address each other: Docker network aliases; ECS service discovery names
-    (the platforms' internal_host, which needs a running Pulumi program to construct)."""
-    names = SERVICES + ((collector.SAMPLER_NAME,) if collector.SAMPLER in render_tiers(settings) else ())
-    if settings.target == "aws":
-        return {name: f"{name}.{settings.service_domain}" for name in names}
-    return {name: name for name in names}
-
-
-def render_tiers(settings: Settings) -> tuple[str, ...]:
-    """The collector tiers the stack deploys: the aws platform runs the sampler tier, docker does not."""
-    return collector_tiers(settings, platform_runs_sampler_tier=settings.target == "aws")
-
-
-def grafana_root_url(settings: Settings) -> str:
-    """Grafana's address as people open it (the platforms' external_url): the domain on aws, the
-    published port on docker."""
-    if settings.aws is not None and settings.target == "aws":
-        return f"https://{settings.aws.domain_name}/"
-    return f"http://{settings.external_host}:{settings.host_ports.grafana}/"
-
-
-def stores(settings: Settings) -> tuple[Optional[ObjectStore], Optional[ObjectStore], Optional[MetricsStore]]:
-    """What the aws platform creates and names only at deploy time (Tempo's and Loki's buckets, the
-    metrics workspace), as placeholders in angle brackets so the storage sections still render."""
-    if settings.aws is None:
-        return None, None, None
-    region = settings.aws.region
-
-    def bucket(service: str) -> ObjectStore:
-        return ObjectStore(bucket=f"<{service} bucket, named at deploy>", region=region, endpoint=f"s3.{region}.amazonaws.com")
-
-    metrics = None
-    if settings.aws.metrics_backend == "amp":
-        workspace = f"https://aps-workspaces.{region}.amazonaws.com/workspaces/<workspace id, known at deploy>"
-        metrics = MetricsStore(remote_write_url=f"{workspace}/api/v1/remote_write", query_url=workspace, region=region)
-    return bucket(tempo.NAME), bucket(loki.NAME), metrics
 
 
 def rule_group_document(group: RuleGroup, runbook_links: dict[str, str], context: RuleContext) -> dict[str, Any]:
@@ -94,14 +56,16 @@ def rule_group_document(group: RuleGroup, runbook_links: dict[str, str], context
     }
 
 
-def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    """Relative path -> file content for everything the stack deploys as configuration."""
+def render_stack(stack: str, project_dir: Path = PROJECT_DIR, overrides: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Relative path -> file content for everything the stack deploys as configuration.
+    overrides: project keys set as `pulumi config set` would, over the stack file's."""
     try:
         config = load_stack_config(stack, project_dir)
     except FileNotFoundError as error:
         raise RenderError(str(error)) from None
     project = project_name(project_dir)
     prefix = f"{project}:"
+    config |= {prefix + key: value for key, value in (overrides or {}).items()}
     try:
         settings = load_settings(
             lambda key: config.get(prefix + key),
@@ -113,43 +77,27 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
         groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     except ProblemsError as error:
         raise RenderError(f"stack {stack!r}: {error}") from None
-    hosts = internal_hosts(settings)
-
-    def url(service: str, port: int) -> str:
-        return f"http://{hosts[service]}:{port}"
-
-    traces_store, logs_store, metrics_store = stores(settings)
-    tiers = render_tiers(settings)
+    plan = plan_stack(settings)
+    stores = placeholder_stores(plan.facts)
     files = {
-        "collector/config.yaml": to_yaml(
-            collector.render_collector_config(settings, hosts, metrics_store, tier=tiers[0], sampler_host=hosts.get(collector.SAMPLER_NAME))
-        ),
-        "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(
-            settings, scrape_targets(hosts, container_metrics=settings.container_metrics.enabled), metrics_store
-        )),
-        "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, traces_store)),
-        "loki/loki.yaml": to_yaml(loki.render_loki_config(settings, logs_store)),
+        **{
+            f"{tier.service}/config.yaml": to_yaml(collector_config.render_collector_config(plan, tier.kind, stores.metrics))
+            for tier in plan.collector.tiers
+        },
+        "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(plan, stores.metrics)),
+        "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, stores.traces)),
+        "loki/loki.yaml": to_yaml(loki.render_loki_config(settings, stores.logs)),
     }
-    if collector.SAMPLER in tiers:
-        files[f"{collector.SAMPLER_NAME}/config.yaml"] = to_yaml(
-            collector.render_collector_config(settings, hosts, metrics_store, tier=collector.SAMPLER)
-        )
-    datasources = datasource_definitions(
-        prometheus_url=metrics_store.query_url if metrics_store else url(prometheus.NAME, prometheus.HTTP.container_port),
-        prometheus_sigv4_region=metrics_store.region if metrics_store else None,
-        tempo_url=url(tempo.NAME, tempo.HTTP.container_port),
-        loki_url=url(loki.NAME, loki.HTTP.container_port),
-        cloudwatch_region=settings.aws.region if settings.aws else None,
-    )
+    datasources = plan.datasources(stores.metrics.query_url if stores.metrics else None, plan.facts.cloud_metrics_region)
     files["grafana/datasources.json"] = _json([vars(d) for d in datasources])
-    buckets = [store.bucket for store in (traces_store, logs_store) if store is not None]
+    buckets = [store.bucket for store in (stores.traces, stores.logs) if store is not None]
     uids, constants = {d.uid for d in datasources}, dashboard_constants(settings, buckets)
     for folder in load_folders():
         files[f"grafana/dashboards/{folder.uid}/folder.json"] = _json({"uid": folder.uid, "title": folder.title})
         for dashboard in folder.dashboards:
             files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"] = _json(for_stack(dashboard.model, uids, constants))
     runbook = read_runbook()
-    links = runbook_links(runbook, grafana_root_url(settings), settings.runbook_base_url)
+    links = runbook_links(runbook, plan.grafana_root_url, settings.runbook_base_url)
     for group in groups:
         files[f"grafana/alert-rules/{group.slug}.json"] = _json(rule_group_document(group, links, RuleContext(frozenset(uids), constants)))
     files["grafana/alert-rules/runbook-dashboard.json"] = _json(runbook_dashboard(runbook))

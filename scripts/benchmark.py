@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from components.plan import plan_stack  # noqa: E402
 from components.services.collector import render_collector_config  # noqa: E402
-from components.services.collector_sampling import INGEST, SAMPLER  # noqa: E402
+from components.services.collector_tiers import ALL, INGEST, SAMPLER  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
 from tests.processes import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
 from tests.test_settings import settings_for  # noqa: E402
@@ -152,9 +153,7 @@ def single(otelcol: str, workdir: Path, sink_port: int, config: dict) -> Collect
 
 
 def today_config() -> dict:
-    return render_collector_config(
-        settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE), {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"}
-    )
+    return render_collector_config(plan_stack(settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)), ALL)
 
 
 def before_issue_9_config() -> dict:

@@ -4,6 +4,7 @@ listen addresses on free loopback ports, store endpoints on local addresses, dat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,20 +20,23 @@ from typing import Any, Optional
 
 import yaml
 
-from components.services.collector import (
-    ALL,
+from components.plan import ScrapeTarget, plan_stack
+from components.services.collector_config import (
     BEARER_TOKEN_FILE_ENV,
-    INGEST,
     LOAD_BALANCING,
+    LOKI_EXPORTER,
     METRICS_WRITERS,
     QUEUE_STORAGE,
+    TEMPO_EXPORTER,
     go_memory_limit,
     render_collector_config,
 )
 from components.services.collector_sampling import pending_traces
-from components.services.prometheus import COLLECTOR_SAMPLER_JOB, GRAFANA_JOB, prometheus_args, render_prometheus_config
+from components.services.collector_tiers import ALL, INGEST, SAMPLER_JOB
+from components.services.prometheus import GRAFANA_JOB, prometheus_args, render_prometheus_config
 from components.settings import Settings
 from components.yamltext import to_yaml
+from tests.plans import plan_with_tier
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_APP = ROOT / "examples" / "opendeck-app"
@@ -110,11 +114,10 @@ class Collector:
         samplers: tuple[str, ...] = (),
     ):
         """tier INGEST routes to the samplers (host:port each) with the static resolver: on loopback
-        every sampler listens on its own port of one address, which one DNS name cannot tell apart."""
-        sampler_host = "samplers.invalid" if tier == INGEST else None
-        config = render_collector_config(
-            settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"}, tier=tier, sampler_host=sampler_host
-        )
+        every sampler listens on its own port of one address, which one DNS name cannot tell apart.
+        A tier the stack does not have (the dev stack runs one collector) is rendered as the
+        stack would if its collector scaled out."""
+        config = render_collector_config(plan_with_tier(plan_stack(settings), tier), tier)
         self.tier = tier
         self.otlp_grpc, self.otlp_http, self.health, self.metrics = (free_port() for _ in range(4))
         protocols = config["receivers"]["otlp"]["protocols"]
@@ -135,7 +138,7 @@ class Collector:
         config["extensions"][QUEUE_STORAGE]["compaction"]["directory"] = str(queue)
         reader = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
         reader.update(host="127.0.0.1", port=self.metrics)
-        endpoints = {"otlp_grpc/tempo": tempo, "otlp_http/loki": loki}
+        endpoints = {TEMPO_EXPORTER: tempo, LOKI_EXPORTER: loki}
         for exporter, endpoint in endpoints.items():
             if exporter in config["exporters"]:
                 config["exporters"][exporter]["endpoint"] = endpoint
@@ -200,16 +203,22 @@ class Prometheus:
     ):
         """sampler_metrics: the sampler tier's metrics endpoint, scraped as its own job, where one runs."""
         self.port = free_port()
-        targets = {
+        addresses = {
             "otel-collector": collector_metrics,
-            **({COLLECTOR_SAMPLER_JOB: sampler_metrics} if sampler_metrics else {}),
+            SAMPLER_JOB: sampler_metrics,
             "prometheus": f"127.0.0.1:{self.port}",
-            # Not running here: their `up` is 0, which the stack-health panel shows as such.
-            "tempo": f"127.0.0.1:{free_port()}",
-            "loki": f"127.0.0.1:{free_port()}",
-            "grafana": grafana or f"127.0.0.1:{free_port()}",
+            "grafana": grafana,
         }
-        config = render_prometheus_config(settings, targets)
+        plan = plan_stack(settings)
+        if sampler_metrics is not None:
+            plan = plan_with_tier(plan, SAMPLER_JOB)
+        # Each job of the stack at its loopback address; what does not run here (Tempo, Loki,
+        # Grafana unless given) on a free port, so its `up` is 0, which the stack-health panel shows.
+        targets = {}
+        for job in plan.scrape_targets:
+            host, port = (addresses.get(job) or f"127.0.0.1:{free_port()}").rsplit(":", 1)
+            targets[job] = ScrapeTarget(host, int(port))
+        config = render_prometheus_config(dataclasses.replace(plan, scrape_targets=targets))
         # The file the platform writes to SECRETS_DIR, here in the work directory.
         password_file = workdir / "grafana_metrics_password"
         password_file.write_text(grafana_metrics_password)

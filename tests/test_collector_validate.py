@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.render import stores
-from components.services.collector import BEARER_TOKEN_FILE_ENV, INGEST, SAMPLER_NAME, TIERS, render_collector_config
-from components.settings import SERVICES
+from components.services.collector import BEARER_TOKEN_FILE_ENV, TIERS
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml
+from tests.plans import collector_config, deployed_collector_config
 from tests.test_settings import settings_for
 
-HOSTS = {name: name for name in SERVICES}
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
 
 
@@ -45,9 +43,7 @@ DEPLOYMENT_IDS = [stack + "".join(f"-{k}={v}" for k, v in overrides.items()) for
 
 def rendered(stack: str, tier: str, **overrides: str) -> dict:
     """As deployed: with the managed metrics store where the settings use one."""
-    settings = settings_for(stack, **overrides)
-    sampler_host = SAMPLER_NAME if tier == INGEST else None
-    return render_collector_config(settings, HOSTS, metrics=stores(settings)[2], tier=tier, sampler_host=sampler_host)
+    return deployed_collector_config(settings_for(stack, **overrides), tier)
 
 
 def component_types(config: dict, kind: str) -> set[str]:
@@ -89,7 +85,7 @@ def test_manifest_version_matches_the_pinned_image(otelcol):
 
 
 def test_validate_rejects_an_unknown_key(otelcol, tmp_path):
-    config = render_collector_config(settings_for("dev"), HOSTS)
+    config = collector_config(settings_for("dev"))
     config["exporters"]["otlp_grpc/tempo"]["endpiont"] = "tempo:4317"
     result = validate(otelcol, config, tmp_path)
     assert result.returncode != 0
@@ -97,7 +93,7 @@ def test_validate_rejects_an_unknown_key(otelcol, tmp_path):
 
 
 def test_validate_rejects_a_component_the_build_lacks(otelcol, tmp_path):
-    config = render_collector_config(settings_for("dev"), HOSTS)
+    config = collector_config(settings_for("dev"))
     config["processors"]["groupbytrace"] = {}
     config["service"]["pipelines"]["traces"]["processors"].insert(1, "groupbytrace")
     result = validate(otelcol, config, tmp_path)
@@ -106,7 +102,7 @@ def test_validate_rejects_a_component_the_build_lacks(otelcol, tmp_path):
 
 
 def test_validate_rejects_a_pipeline_naming_an_undefined_exporter(otelcol, tmp_path):
-    config = render_collector_config(settings_for("dev"), HOSTS)
+    config = collector_config(settings_for("dev"))
     config["service"]["pipelines"]["logs"]["exporters"].append("otlp_http/missing")
     result = validate(otelcol, config, tmp_path)
     assert result.returncode != 0

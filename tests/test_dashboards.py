@@ -130,15 +130,17 @@ def test_metric_name_extraction():
 
 
 def test_stack_health_shows_every_scrape_job():
-    from components.services.collector import SAMPLER_NAME
-    from components.settings import SERVICES
-    from components.stack import scrape_targets
+    from components.plan import plan_stack
+    from components.services.collector import SAMPLER
+    from tests.plans import plan_with_tier
 
     health = next(d for d in DASHBOARDS if d.uid == "observability-stack-health")
     (up_query,) = [expr for _, expr in promql_queries(health.model, PROMETHEUS_UID) if expr.startswith("up{")]
     jobs = set(re.search(r'job=~"([^"]+)"', up_query).group(1).split("|"))
-    # Every job any stack scrapes: the sampler tier's and cAdvisor's included.
-    assert jobs == set(scrape_targets({name: name for name in (*SERVICES, SAMPLER_NAME)}, container_metrics=True))
+    # Every job any stack scrapes: the sampler tier's (prod scaled out) and cAdvisor's (dev) included.
+    scraped = set(plan_stack(settings_for("dev")).scrape_targets)
+    scraped |= set(plan_with_tier(plan_stack(settings_for("prod")), SAMPLER).scrape_targets)
+    assert jobs == scraped
 
 
 # rate() over a selector that matches several metric names drops the names, and series that then

@@ -10,13 +10,12 @@ import textwrap
 import pytest
 import yaml
 
+from components import render
 from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders, targets
 from components.platforms.spec import SECRETS_DIR, secret_file
 from components.services import cadvisor, collector, loki, prometheus, tempo
 from components.settings import SERVICES
-from components.stack import scrape_targets
-from components.yamltext import to_yaml
 from tests.harness import PROJECT, is_secret, plain_strings, project_path, run_program, unwrap
 from tests.inventory import EngineUrns
 from tests.test_settings import settings_for
@@ -128,15 +127,13 @@ def test_the_collector_queue_volume_is_handed_to_the_collector_user_before_it_st
     assert collector.QUEUE_OWNER == "10001:10001"
 
 
-def test_uploaded_configs_are_exactly_what_the_renderers_produce(dev, settings):
-    hosts = {name: name for name in SERVICES}
+def test_uploaded_configs_are_exactly_what_the_offline_render_writes(dev):
+    files = render.render_stack("dev")
     expected = {
-        "collector": {collector.CONFIG_PATH: to_yaml(collector.render_collector_config(settings, hosts))},
-        "prometheus": {
-            prometheus.CONFIG_PATH: to_yaml(prometheus.render_prometheus_config(settings, scrape_targets(hosts, container_metrics=True)))
-        },
-        "tempo": {tempo.CONFIG_PATH: to_yaml(tempo.render_tempo_config(settings))},
-        "loki": {loki.CONFIG_PATH: to_yaml(loki.render_loki_config(settings))},
+        "collector": {collector.CONFIG_PATH: files["collector/config.yaml"]},
+        "prometheus": {prometheus.CONFIG_PATH: files["prometheus/prometheus.yml"]},
+        "tempo": {tempo.CONFIG_PATH: files["tempo/tempo.yaml"]},
+        "loki": {loki.CONFIG_PATH: files["loki/loki.yaml"]},
     }
     for service, files in expected.items():
         assert uploads(containers(dev)[service]) == files, service

@@ -19,7 +19,7 @@ from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
 from components.platforms.aws.service import CONFIG_CONTAINER
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, secret_file
-from components.services import collector, collector_sampling, loki, prometheus, tempo
+from components.services import collector, collector_sampling, collector_tiers, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.yamltext import to_yaml
 from tests.harness import MOCK_ACCOUNT, MOCK_ELB_ACCOUNT, MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
@@ -160,10 +160,10 @@ def test_stateful_services_never_run_two_tasks_and_the_collector_scales_on_cpu_a
     assert metrics == {
         "service/observability-prod/collector": {"ECSServiceAverageCPUUtilization": 60},
         "service/observability-prod/collector-sampler": {
-            "ECSServiceAverageCPUUtilization": 60, "ECSServiceAverageMemoryUtilization": collector_sampling.SCALING_MEMORY_PERCENTAGE,
+            "ECSServiceAverageCPUUtilization": 60, "ECSServiceAverageMemoryUtilization": collector_tiers.SCALING_MEMORY_PERCENTAGE,
         },
     }
-    assert refused_above > collector_sampling.SCALING_MEMORY_PERCENTAGE
+    assert refused_above > collector_tiers.SCALING_MEMORY_PERCENTAGE
 
 
 def _check_shape(shape, value, path: str) -> list[str]:
@@ -949,7 +949,7 @@ def test_browser_rate_limit_blocks_one_address_flooding_the_browser_route_only()
     rate = rule["statement"]["rateBasedStatement"]
     assert (rate["limit"], rate["aggregateKeyType"], rate["evaluationWindowSec"]) == (3000, "IP", 300)
     match = rate["scopeDownStatement"]["byteMatchStatement"]
-    assert (match["positionalConstraint"], match["searchString"], match["fieldToMatch"]) == ("STARTS_WITH", "/browser/", {"uriPath": {}})
+    assert (match["positionalConstraint"], match["searchString"], match["fieldToMatch"]) == ("STARTS_WITH", "/browser/v1/", {"uriPath": {}})
     (association,) = run.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
     (balancer,) = run.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert association.inputs["resourceArn"].endswith(f"loadbalancer/{balancer.name}")

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from components.services.prometheus import render_prometheus_config
-from components.settings import SERVICES
-from components.stack import scrape_targets
 from components.stackconfig import stack_names
 from components.yamltext import to_yaml
+from tests.plans import prometheus_config
 from tests.test_settings import settings_for
-
-HOSTS = {name: name for name in SERVICES}
 
 
 def check(promtool: str, config: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -31,12 +27,12 @@ def test_promtool_is_the_pinned_release(promtool_bin):
 
 @pytest.mark.parametrize("stack", stack_names())
 def test_rendered_config_passes_promtool_check_config(stack, promtool_bin, tmp_path):
-    result = check(promtool_bin, render_prometheus_config(settings_for(stack), scrape_targets(HOSTS)), tmp_path)
+    result = check(promtool_bin, prometheus_config(settings_for(stack)), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_check_config_catches_an_unknown_key(promtool_bin, tmp_path):
-    config = render_prometheus_config(settings_for("dev"), scrape_targets(HOSTS))
+    config = prometheus_config(settings_for("dev"))
     config["storage"]["tsdb"]["retention"]["tiem"] = "1d"
     result = check(promtool_bin, config, tmp_path)
     assert result.returncode != 0
@@ -44,7 +40,7 @@ def test_check_config_catches_an_unknown_key(promtool_bin, tmp_path):
 
 
 def test_retention_is_by_time_and_by_size(promtool_bin, tmp_path):
-    config = render_prometheus_config(settings_for("dev", prometheusRetentionSize="75%"), scrape_targets(HOSTS))
+    config = prometheus_config(settings_for("dev", prometheusRetentionSize="75%"))
     assert config["storage"]["tsdb"]["retention"] == {"time": "168h", "size": "15360MB"}
     assert check(promtool_bin, config, tmp_path).returncode == 0
     config["storage"]["tsdb"]["retention"]["size"] = "-1MB"

@@ -33,7 +33,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from components.platforms.aws.queue_slots import RETRY_SECONDS, claim_script
 from components.services.collector import QUEUE_DIR, QUEUE_STORAGE
-from components.services.collector_sampling import DECISION_WAIT_SECONDS, INGEST, SAMPLER
+from components.services.collector_sampling import DECISION_WAIT_SECONDS
+from components.services.collector_tiers import INGEST, SAMPLER
 from tests.conftest import report
 from tests.processes import Collector, poll
 from tests.stand_ins import TraceStore

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
@@ -16,31 +19,71 @@ from components import render
 from components.grafana.alerts import RuleContext, load_rule_groups
 from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
-from components.services import collector, loki, prometheus, tempo
-from components.stack import dashboard_constants, scrape_targets
+from components.plan import placeholder_stores
+from components.platforms import facts_for
+from components.platforms.spec import SECRETS_DIR
+from components.stack import dashboard_constants
 from components.stackconfig import stack_names
-from components.yamltext import to_yaml
 from tests.harness import project_path, run_program, unwrap
 from tests.test_settings import settings_for
 
+# Every shape the collector and Prometheus configs take: dev; prod with one collector task; prod
+# scaled out (ingest and sampler tiers); prod scaled out with the managed metrics store.
+SHAPES = {
+    "dev": ("dev", {}),
+    "prod": ("prod", {}),
+    "prod-scaled": ("prod", {"collectorMaxTasks": "4"}),
+    "prod-scaled-amp": ("prod", {"collectorMaxTasks": "4", "metricsBackend": "amp"}),
+}
+CONFIG_WRITE = re.compile(r'printf "%s" "\$CONFIG_FILE_(\d+)" > ([^;]+)')
+# What the mocks name at deploy (tests/harness.py), and what the render writes in its place.
+MOCK_BUCKET = re.compile(r"observability-prod-(tempo|loki)-\d{26}")
+MOCK_WORKSPACE = re.compile(r"(?<=https://aps-workspaces\.eu-west-1\.amazonaws\.com/workspaces/)ws-metrics")
 
-@pytest.mark.parametrize("stack", stack_names())
-def test_configs_equal_the_renderers_output(stack):
-    settings = settings_for(stack)
-    hosts = render.internal_hosts(settings)
-    traces, logs, metrics = render.stores(settings)
-    files = render.render_stack(stack)
-    tiers = render.render_tiers(settings)
-    sampler_host = hosts.get(collector.SAMPLER_NAME)
-    assert files["collector/config.yaml"] == to_yaml(
-        collector.render_collector_config(settings, hosts, metrics, tier=tiers[0], sampler_host=sampler_host)
-    )
-    if collector.SAMPLER in tiers:
-        assert files["collector-sampler/config.yaml"] == to_yaml(collector.render_collector_config(settings, hosts, metrics, tier=collector.SAMPLER))
-    targets = scrape_targets(hosts, container_metrics=settings.container_metrics.enabled)
-    assert files["prometheus/prometheus.yml"] == to_yaml(prometheus.render_prometheus_config(settings, targets, metrics))
-    assert files["tempo/tempo.yaml"] == to_yaml(tempo.render_tempo_config(settings, traces))
-    assert files["loki/loki.yaml"] == to_yaml(loki.render_loki_config(settings, logs))
+
+def deployed_configs(run) -> dict[str, str]:
+    """<service>/<file name> -> content of every config file the mocked program hands a service:
+    docker uploads, or what the aws config writer puts into the task volume."""
+    files = {}
+    for container in run.of_type("docker:index/container:Container"):
+        for upload in unwrap(container.inputs.get("uploads") or []):
+            if not upload["file"].startswith(SECRETS_DIR):
+                files[f"{container.name}/{PurePosixPath(upload['file']).name}"] = upload["content"]
+    for task in run.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        for definition in json.loads(unwrap(task.inputs["containerDefinitions"])):
+            if definition["name"] != "config":
+                continue
+            values = {e["name"]: e["value"] for e in definition.get("environment", [])}
+            for index, path in CONFIG_WRITE.findall(definition["command"][-1]):
+                files[f"{task.name.removesuffix('-task')}/{PurePosixPath(shlex.split(path)[0]).name}"] = values[f"CONFIG_FILE_{index}"]
+    return files
+
+
+def with_render_placeholders(text: str) -> str:
+    text = MOCK_BUCKET.sub(lambda m: f"<{m.group(1)} bucket, named at deploy>", text)
+    return MOCK_WORKSPACE.sub("<workspace id, known at deploy>", text)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_config_the_render_writes_is_the_one_the_program_deploys(shape):
+    """The offline render and the mocked program share one plan; here they are compared file by
+    file, changed only in the names the cloud gives at deploy (bucket, workspace)."""
+    stack, overrides = SHAPES[shape]
+    run = run_program(stack, overrides)
+    assert run.error is None, run.error
+    files = render.render_stack(stack, overrides=overrides)
+    deployed = {name: with_render_placeholders(text) for name, text in deployed_configs(run).items()}
+    rendered = {name: text for name, text in files.items() if not name.startswith("grafana/")}
+    assert set(deployed) == set(rendered)
+    for name, text in rendered.items():
+        assert deployed[name] == text, name
+    # Grafana's data sources: what the provider is asked to create, and what the render writes.
+    sources = {d.inputs["uid"]: d.inputs for d in run.of_type("grafana:oss/dataSource:DataSource")}
+    for source in json.loads(files["grafana/datasources.json"]):
+        created = sources.pop(source["uid"])
+        assert with_render_placeholders(unwrap(created["url"])) == source["url"], source["uid"]
+        assert json.loads(unwrap(created["jsonDataEncoded"])) == source["json_data"], source["uid"]
+    assert not sources, "data sources the render does not write"
 
 
 def test_prod_renders_its_object_storage_and_self_hosted_metrics():
@@ -61,8 +104,8 @@ def test_every_datasource_dashboard_and_rule_group_is_written(stack):
     assert {s["uid"] for s in json.loads(files["grafana/datasources.json"])} == uids
     for folder in load_folders():
         for dashboard in folder.dashboards:
-            traces, logs, _ = render.stores(settings)
-            buckets = [store.bucket for store in (traces, logs) if store is not None]
+            stores = placeholder_stores(facts_for(settings))
+            buckets = [store.bucket for store in (stores.traces, stores.logs) if store is not None]
             shown = for_stack(dashboard.model, uids, dashboard_constants(settings, buckets))
             assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == shown
     groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
@@ -74,22 +117,6 @@ def test_every_datasource_dashboard_and_rule_group_is_written(stack):
         assert (len(evaluated) < len(group.rules)) == (settings.aws is None and any(r.query is None for r in group.rules))
         root = "https://observability.opendeck.example/" if stack == "prod" else "http://localhost:3000/"
         assert all(r["annotations"]["runbook_url"].startswith(f"{root}d/runbook?viewPanel=") for r in document["rules"])
-
-
-def test_dev_render_is_what_the_dev_program_uploads():
-    """The offline hosts agree with the Docker platform's: the collector config is byte for byte
-    what the program hands its container."""
-    run = run_program("dev")
-    assert run.error is None, run.error
-    files = render.render_stack("dev")
-    uploaded = {
-        c.name: {u["file"]: u["content"] for u in unwrap(c.inputs.get("uploads") or [])}
-        for c in run.of_type("docker:index/container:Container")
-    }
-    assert uploaded["collector"][collector.CONFIG_PATH] == files["collector/config.yaml"]
-    assert uploaded["prometheus"][prometheus.CONFIG_PATH] == files["prometheus/prometheus.yml"]
-    assert uploaded["tempo"][tempo.CONFIG_PATH] == files["tempo/tempo.yaml"]
-    assert uploaded["loki"][loki.CONFIG_PATH] == files["loki/loki.yaml"]
 
 
 def test_prod_services_address_each_other_by_service_discovery_names():

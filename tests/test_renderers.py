@@ -6,18 +6,16 @@ import re
 
 import pytest
 
+from components.plan import plan_stack
 from components.services import collector, collector_sampling, grafana, loki, prometheus, tempo
-from components.services.collector import render_collector_config
 from components.services.loki import render_loki_config
-from components.services.prometheus import prometheus_args, render_prometheus_config
+from components.services.prometheus import prometheus_args
 from components.services.tempo import render_tempo_config
-from components.settings import SERVICES
-from components.stack import scrape_targets
 from components.stackconfig import stack_names
+from tests.plans import collector_config, plan_with_tier, prometheus_config
 from tests.test_settings import settings_for
 
-HOSTS = {name: name for name in SERVICES}
-PORTS_BY_HOST = {
+PORTS_BY_SERVICE = {
     tempo.NAME: {tempo.OTLP_GRPC.container_port, tempo.OTLP_HTTP.container_port, tempo.HTTP.container_port},
     loki.NAME: {loki.HTTP.container_port},
     prometheus.NAME: {prometheus.HTTP.container_port},
@@ -34,8 +32,6 @@ def settings(request):
 # ---- collector
 
 
-# The sampler tier's service-discovery name, as the ingest tier is given it.
-SAMPLER_HOST = collector.SAMPLER_NAME
 PIPELINES = {
     collector.ALL: {"traces", "traces/sampling", "metrics/span_metrics", "metrics/service_graph", "metrics", "logs"},
     collector.INGEST: {"traces", "metrics", "logs"},
@@ -44,7 +40,12 @@ PIPELINES = {
 
 
 def render_tier(settings, tier: str) -> dict:
-    return render_collector_config(settings, HOSTS, tier=tier, sampler_host=SAMPLER_HOST if tier == collector.INGEST else None)
+    return collector_config(settings, tier)
+
+
+def services_by_host(settings, tier: str = collector.ALL) -> dict[str, str]:
+    """Internal host -> service, as the stack's plan (scaled out for a tier of that shape) names them."""
+    return {host: service for service, host in plan_with_tier(plan_stack(settings), tier).hosts.items()}
 
 
 @pytest.mark.parametrize("tier", collector.TIERS)
@@ -99,12 +100,13 @@ def _endpoint(exporter: dict) -> str:
 def test_every_collector_exporter_points_at_a_service_that_exists(settings, tier):
     exporters = render_tier(settings, tier)["exporters"]
     assert exporters
-    ports_by_host = {**PORTS_BY_HOST, SAMPLER_HOST: {collector.OTLP_GRPC.container_port}}
+    ports = {**PORTS_BY_SERVICE, collector.SAMPLER_NAME: {collector.OTLP_GRPC.container_port}}
+    services = services_by_host(settings, tier)
     for name, exporter in exporters.items():
-        match = re.match(r"^(?:https?://)?([a-z0-9-]+):(\d+)(/.*)?$", _endpoint(exporter))
+        match = re.match(r"^(?:https?://)?([a-z0-9.-]+):(\d+)(/.*)?$", _endpoint(exporter))
         assert match, name
-        host, port = match.group(1), int(match.group(2))
-        assert host in ports_by_host and port in ports_by_host[host], f"{name} -> {host}:{port}"
+        service, port = services.get(match.group(1)), int(match.group(2))
+        assert service in ports and port in ports[service], f"{name} -> {match.group(1)}:{port}"
     if "otlp_http/loki" in exporters:
         assert exporters["otlp_http/loki"]["endpoint"].endswith("/otlp")
     for name in collector.METRICS_WRITERS:
@@ -147,7 +149,8 @@ def test_ingest_tier_routes_spans_by_trace_id_to_the_sampler_tier_through_its_pe
     config = render_tier(settings, collector.INGEST)
     balancer = config["exporters"][collector.LOAD_BALANCING]
     assert balancer["routing_key"] == "traceID"
-    assert balancer["resolver"] == {"dns": {"hostname": SAMPLER_HOST, "port": "4317", "interval": "5s"}}
+    sampler_host = plan_with_tier(plan_stack(settings), collector.INGEST).hosts[collector.SAMPLER_NAME]
+    assert balancer["resolver"] == {"dns": {"hostname": sampler_host, "port": "4317", "interval": "5s"}}
     assert balancer["sending_queue"]["storage"] == collector.QUEUE_STORAGE
     # Failures reach the persistent queue: the per-sampler exporter holds nothing in memory.
     assert balancer["protocol"]["otlp"]["sending_queue"] == {"enabled": False}
@@ -164,10 +167,10 @@ def test_sampler_tier_takes_only_grpc_and_no_token_on_the_hop_from_the_ingest_ti
     assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc"}
     assert "auth" not in config["receivers"]["otlp"]["protocols"]["grpc"]
     assert "bearertokenauth" not in config["extensions"]
-    ingest = render_tier(settings, collector.INGEST)
-    balancer = ingest["exporters"][collector.LOAD_BALANCING]["protocol"]["otlp"]
+    balancer = render_tier(settings, collector.INGEST)["exporters"][collector.LOAD_BALANCING]["protocol"]["otlp"]
     assert balancer["tls"] == {"insecure": True} and "auth" not in balancer
-    assert ("auth" in ingest["receivers"]["otlp"]["protocols"]["grpc"]) == settings.otlp_require_token
+    ingest_grpc = render_tier(settings, collector.INGEST)["receivers"]["otlp"]["protocols"]["grpc"]
+    assert ("auth" in ingest_grpc) == settings.otlp_require_token
     assert config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["storage"] == collector.QUEUE_STORAGE
     assert set(config["connectors"]) == {collector.SPAN_METRICS, collector.SERVICE_GRAPH, collector.TO_SAMPLING}
 
@@ -190,15 +193,16 @@ def test_series_made_from_spans_are_written_without_the_apps_target_info(setting
         assert config["service"]["pipelines"][name]["exporters"] == [collector.SPAN_SERIES_WRITER]
 
 
-def test_an_unknown_tier_or_a_missing_sampler_address_is_refused(settings):
-    with pytest.raises(ValueError, match="tier 'both'"):
-        render_collector_config(settings, HOSTS, tier="both")
-    with pytest.raises(ValueError, match="sampler_host"):
-        render_collector_config(settings, HOSTS, tier=collector.INGEST)
+def test_a_tier_the_stack_does_not_run_is_refused(settings):
+    with pytest.raises(StopIteration):
+        collector.render_collector_config(plan_stack(settings), "both")
+    if plan_stack(settings).collector.sampler is None:
+        with pytest.raises(StopIteration):
+            collector.render_collector_config(plan_stack(settings), collector.INGEST)
 
 
 def test_collector_listens_on_all_interfaces_inside_the_container(settings):
-    config = render_collector_config(settings, HOSTS)
+    config = collector_config(settings)
     protocols = config["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
@@ -208,7 +212,7 @@ def test_collector_listens_on_all_interfaces_inside_the_container(settings):
 
 
 def test_collector_takes_cors_and_resource_attributes_from_settings(settings):
-    config = render_collector_config(settings, HOSTS)
+    config = collector_config(settings)
     assert config["receivers"]["otlp"]["protocols"]["http"]["cors"]["allowed_origins"] == list(settings.cors_allowed_origins)
     attributes = {a["key"]: a for a in config["processors"]["resource"]["attributes"]}
     assert attributes["service.namespace"]["value"] == settings.service_namespace
@@ -217,7 +221,7 @@ def test_collector_takes_cors_and_resource_attributes_from_settings(settings):
 
 
 def _filter_regexes(settings) -> dict[str, re.Pattern[str]]:
-    conditions = render_collector_config(settings, HOSTS)["processors"]["filter/health"]["traces"]["span"]
+    conditions = collector_config(settings)["processors"]["filter/health"]["traces"]["span"]
     found = {}
     for condition in conditions:
         match = re.fullmatch(r'IsMatch\((attributes\["([\w.]+)"\]|name), "(.+)"\)', condition)
@@ -240,7 +244,7 @@ def test_health_filter_matches_every_attribute_the_instrumentations_emit(setting
 
 
 def test_scrub_removes_credentials_and_personal_data(settings):
-    actions = render_collector_config(settings, HOSTS)["processors"]["attributes/scrub"]["actions"]
+    actions = collector_config(settings)["processors"]["attributes/scrub"]["actions"]
     assert {a["action"] for a in actions} == {"delete"}
     keys = {a["key"] for a in actions if "key" in a}
     patterns = [re.compile(a["pattern"]) for a in actions if "pattern" in a]
@@ -265,7 +269,7 @@ def test_scrub_removes_credentials_and_personal_data(settings):
 
 
 def test_scrub_runs_on_traces_and_logs_but_not_metrics(settings):
-    pipelines = render_collector_config(settings, HOSTS)["service"]["pipelines"]
+    pipelines = collector_config(settings)["service"]["pipelines"]
     assert "attributes/scrub" in pipelines["traces"]["processors"]
     assert "attributes/scrub" in pipelines["logs"]["processors"]
     assert "filter/health" in pipelines["traces"]["processors"]
@@ -277,7 +281,7 @@ def test_scrub_runs_on_traces_and_logs_but_not_metrics(settings):
 
 
 def test_prometheus_scrapes_every_component_itself_and_keeps_retention(settings):
-    config = render_prometheus_config(settings, scrape_targets(HOSTS))
+    config = prometheus_config(settings)
 
     def target(job: dict) -> str:
         if "dns_sd_configs" in job:
@@ -286,27 +290,31 @@ def test_prometheus_scrapes_every_component_itself_and_keeps_retention(settings)
         return job["static_configs"][0]["targets"][0]
 
     jobs = {job["job_name"]: target(job) for job in config["scrape_configs"]}
-    assert set(jobs) == {"otel-collector", "prometheus", "tempo", "loki", "grafana"}
+    assert set(jobs) == {"otel-collector", "prometheus", "tempo", "loki", "grafana"} | (
+        {"cadvisor"} if settings.container_metrics.enabled else set()
+    )
+    services = services_by_host(settings)
     for job, target in jobs.items():
         host, port = target.split(":")
         if job == "prometheus":
             assert host == "localhost"
-        else:
-            assert int(port) in PORTS_BY_HOST[host], job
+        elif job != "cadvisor":
+            assert int(port) in PORTS_BY_SERVICE[services[host]], job
     assert config["storage"]["tsdb"]["retention"]["time"] == f"{settings.prometheus_retention.hours}h"
 
 
 def test_a_scaled_out_collector_is_scraped_task_by_task():
     """prod runs up to collectorMaxTasks collectors behind one name; dev runs one."""
     def collector_job(stack: str, **overrides: str) -> dict:
-        config = render_prometheus_config(settings_for(stack, **overrides), scrape_targets(HOSTS))
+        config = prometheus_config(settings_for(stack, **overrides))
         return next(j for j in config["scrape_configs"] if j["job_name"] == "otel-collector")
 
     scaled = collector_job("prod", collectorMaxTasks="4")
     assert "static_configs" not in scaled
-    assert scaled["dns_sd_configs"] == [{"names": ["collector"], "type": "A", "port": collector.METRICS.container_port, "refresh_interval": "30s"}]
+    host = "collector.observability-prod.internal"
+    assert scaled["dns_sd_configs"] == [{"names": [host], "type": "A", "port": collector.METRICS.container_port, "refresh_interval": "30s"}]
     # Pulumi.prod.yaml runs one collector task (collectorMaxTasks 1).
-    assert collector_job("prod")["static_configs"] == [{"targets": ["collector:8888"]}]
+    assert collector_job("prod")["static_configs"] == [{"targets": [f"{host}:8888"]}]
     assert collector_job("dev")["static_configs"] == [{"targets": ["collector:8888"]}]
 
 
@@ -376,7 +384,7 @@ def test_loki_retention_is_enforced_by_the_compactor(settings):
 
 
 def test_traces_and_logs_wait_on_disk_while_a_store_is_down(settings):
-    config = render_collector_config(settings, HOSTS)
+    config = collector_config(settings)
     storage = config["extensions"][collector.QUEUE_STORAGE]
     assert storage["directory"] == collector.QUEUE_DIR
     assert collector.QUEUE_STORAGE in config["service"]["extensions"]

@@ -18,9 +18,10 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from components.services.collector import LOAD_BALANCING, render_collector_config
-from components.services.collector_sampling import INGEST, SAMPLER
+from components.services.collector import LOAD_BALANCING
+from components.services.collector_tiers import INGEST, SAMPLER
 from tests.conftest import report
+from tests.plans import collector_config
 from tests.processes import Collector, Prometheus, free_port, poll
 from tests.stand_ins import LogStore, TraceStore
 from tests.test_e2e import alert_rules_on_prometheus
@@ -84,10 +85,10 @@ def test_the_ingest_tier_routes_to_samplers_found_by_dns_and_the_rule_fires_when
                        prometheus="http://127.0.0.1:9/api/v1/write", tier=INGEST, samplers=("unused:1",))
     # The rendered resolver (the harness puts a static one in its place), with the test's port,
     # resolving every second instead of five.
-    rendered = render_collector_config(settings, {"tempo": "tempo", "loki": "loki", "prometheus": "prometheus"}, tier=INGEST, sampler_host=NAME)
+    rendered = collector_config(settings, INGEST)
     resolver = rendered["exporters"][LOAD_BALANCING]["resolver"]["dns"]
-    assert resolver["hostname"] == NAME
-    resolver.update(port=str(port), interval="1s", timeout="1s")
+    assert resolver["hostname"] == "collector-sampler"
+    resolver.update(hostname=NAME, port=str(port), interval="1s", timeout="1s")
     ingest.config["exporters"][LOAD_BALANCING]["resolver"] = {"dns": resolver}
     ingest.binary = with_own_hosts(otelcol, hosts, resolv, tmp_path)
     # The sampler tier is not scraped: on aws its tasks leave service discovery with the name.

@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from components.services.collector_sampling import DECISION_WAIT_SECONDS, INGEST, SAMPLER
+from components.services.collector_sampling import DECISION_WAIT_SECONDS
+from components.services.collector_tiers import INGEST, SAMPLER
 from tests.conftest import report
 from tests.processes import Collector, Prometheus, SampleApp, poll
 from tests.stand_ins import LogStore, Span, TraceStore

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from components.services.collector_sampling import INGEST, SAMPLER
+from components.services.collector_tiers import INGEST, SAMPLER
 from tests.conftest import report
 from tests.processes import Collector, poll
 from tests.stand_ins import LogStore, TraceStore

@@ -11,7 +11,7 @@ import pytest
 from components.grafana.cloudwatch import CLOUDWATCH_UID, DOCUMENTED_METRICS, ECS_CLUSTER_VARIABLE, S3_BUCKETS_VARIABLE
 from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders, targets
-from components.services import cadvisor, prometheus
+from components.services import cadvisor, collector_tiers
 from tests.harness import run_program
 
 DASHBOARD = "grafana:oss/dashboard:Dashboard"
@@ -123,7 +123,7 @@ def test_prod_runs_no_cadvisor(prod):
     """Not as a service, not as a scrape job: nothing anywhere in the program's inputs names it."""
     assert not [r for r in prod.resources if cadvisor.NAME in r.name]
     assert not [r.name for r in prod.resources if f"{cadvisor.NAME}:{cadvisor.HTTP.container_port}" in json.dumps(r.inputs, default=str)]
-    assert any(f"{prometheus.COLLECTOR_JOB}" in json.dumps(r.inputs, default=str) for r in prod.resources)
+    assert any(f"{collector_tiers.JOB}" in json.dumps(r.inputs, default=str) for r in prod.resources)
 
 
 def test_grafana_role_may_only_read_cloudwatch_metrics(prod):

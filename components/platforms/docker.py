@@ -5,20 +5,25 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.platforms.spec import Port, RunningService, ServiceSpec, resolved_when
+from components.platforms.facts import DockerFacts
+from components.platforms.spec import RunningService, ServiceSpec, SpecError, resolved_when
 from components.settings import Settings
 
 
 class DockerPlatform(pulumi.ComponentResource):
-    """One user-defined network; per service an image, named volumes and a container."""
+    """One user-defined network; per service an image, named volumes and a container.
 
-    # One collector container does both jobs on one host.
-    runs_collector_sampler_tier = False
+    Honours every ServiceSpec field but the ones a single host cannot give: several instances
+    (scaling), a CPU reservation and a disk size (it runs one container per service on whatever
+    the host has). Volumes outlive containers, so DataVolume.shared_filesystem and
+    inherited_by_replacements hold as they are; egress is not filtered, so egress_ports are open;
+    every container shares one network, so a gossip port is reachable between instances."""
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:platform:Docker", "docker", None, opts)
         self._settings = settings
         self._prefix = settings.resource_prefix
+        self.facts = DockerFacts(settings)
         self.network = docker.Network(
             "network",
             name=self._prefix,
@@ -27,11 +32,8 @@ class DockerPlatform(pulumi.ComponentResource):
         )
         self.register_outputs({"network": self.network.name})
 
-    def internal_host(self, service: str) -> str:
-        return service
-
-    def external_url(self, port: Port) -> str:
-        return f"http://{self._settings.external_host}:{port.host_port}"
+    def outputs(self) -> dict[str, pulumi.Input[str]]:
+        return {}
 
     def object_store(self, service: str, retention_hours: int, parent: pulumi.Resource) -> None:
         """Local volumes hold every store's data on Docker."""
@@ -76,6 +78,7 @@ class DockerPlatform(pulumi.ComponentResource):
         parent: pulumi.Resource,
         depends_on: tuple[RunningService, ...] = (),
     ) -> RunningService:
+        _refuse_what_one_host_cannot_do(spec)
         child = pulumi.ResourceOptions(parent=parent)
         image = docker.RemoteImage(f"{spec.name}-image", name=spec.image, keep_locally=True, opts=child)
         volumes = [
@@ -142,16 +145,23 @@ class DockerPlatform(pulumi.ComponentResource):
                 delete_before_replace=True,
             ),
         )
-        ready = container.id.apply(lambda _: spec.name)
         external_urls = {
-            p.name: resolved_when(container.id, self.external_url(p))
+            p.name: resolved_when(container.id, self.facts.external_url(p))
             for p in spec.ports
             if p.host_port is not None
         }
         return RunningService(
             name=spec.name,
-            internal_host=self.internal_host(spec.name),
-            ready=ready,
+            internal_host=self.facts.internal_host(spec.name),
             external_urls=external_urls,
             resources=(container,),
         )
+
+
+def _refuse_what_one_host_cannot_do(spec: ServiceSpec) -> None:
+    if spec.scaling is not None:
+        raise SpecError("docker", spec, "scaling", "one host runs one container per service")
+    if spec.cpu_units is not None:
+        raise SpecError("docker", spec, "cpu_units", "containers share the host's CPUs; it reserves none")
+    if spec.disk_gib is not None:
+        raise SpecError("docker", spec, "disk_gib", "volumes take what the host's disk has; it sizes none")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, Protocol, TypeVar
 
 import pulumi
+
+if TYPE_CHECKING:
+    from components.platforms.facts import PlatformFacts
 
 T = TypeVar("T")
 
@@ -31,6 +34,9 @@ class PublicRoute:
     # A UI people sign in to (not an API for programs): a platform that tells the two apart admits
     # it only from the networks allowed for people.
     for_people: bool = False
+    # Takes data without credentials (web pages keep no secret): a platform that can limit each
+    # client's request rate on the entry point does, where the stack asks for it.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,16 @@ def render_when_known(render: Callable[..., T], *inputs: Optional[pulumi.Output[
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """Between min_tasks and max_tasks instances, scaled on their average CPU and, where the
+    program's load shows in its memory first, on memory at memory_percentage of the container."""
+
+    min_tasks: int
+    max_tasks: int
+    memory_percentage: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class HealthCheck:
     # Exec form, run inside the container: only images with the program or a shell can have one.
     command: tuple[str, ...]
@@ -167,9 +183,14 @@ class ServiceSpec:
     # Instances are interchangeable: a platform may run several and overlap them in deployments.
     # False: exactly one instance at any time (local state, single-writer data).
     stateless: bool = False
-    # Where the program's load shows in its memory before its CPU: a platform that scales the
-    # service's instances also scales on their average memory, at this percentage of the container.
-    scale_on_memory_percentage: Optional[int] = None
+    # Several instances, scaled by load; None: one. Needs stateless, and a platform that scales out.
+    scaling: Optional[Scaling] = None
+    # CPU the platform reserves for one instance (1024 = one vCPU), where it sizes CPU (Fargate
+    # task sizes); None: the platform's default, or unlimited where it sizes none (docker).
+    cpu_units: Optional[int] = None
+    # Instances of the service find each other (a memberlist ring, alerting peers) on this port,
+    # TCP and UDP, through the service's internal host (an address per instance).
+    gossip_port: Optional[int] = None
     # "uid:gid" the image runs its program as: secret files are made readable to it.
     user: str = "0:0"
 
@@ -182,8 +203,6 @@ class RunningService:
     name: str
     # Address other services use (a network alias on Docker).
     internal_host: str
-    # Resolves once the service is up (healthy, where it has a health check).
-    ready: pulumi.Output[str]
     # http://host:port for every published port, as people and the Grafana provider reach it.
     external_urls: Mapping[str, pulumi.Output[str]]
     resources: tuple[pulumi.Resource, ...]
@@ -193,13 +212,11 @@ class RunningService:
 
 
 class Platform(Protocol):
-    # The platform can run the collector's sampler tier (its own service, discovery name and
-    # scaling) beside an ingest tier that scales out; where it cannot, one collector does both.
-    runs_collector_sampler_tier: bool
+    """Where services run. Each platform honours every ServiceSpec field or refuses the spec
+    (SpecError, naming the field); it knows no service by name."""
 
-    def internal_host(self, service: str) -> str: ...
-
-    def external_url(self, port: Port) -> str: ...
+    # What it states before it creates anything (addresses, URL formats, what it can run).
+    facts: PlatformFacts
 
     def object_store(
         self, service: str, retention_hours: int, parent: pulumi.Resource
@@ -225,3 +242,14 @@ class Platform(Protocol):
         parent: pulumi.Resource,
         depends_on: tuple[RunningService, ...] = (),
     ) -> RunningService: ...
+
+    def outputs(self) -> Mapping[str, pulumi.Input[Any]]:
+        """Stack outputs of the platform's own (aws: where domainName must point)."""
+        ...
+
+
+class SpecError(ValueError):
+    """A ServiceSpec asks for something the platform cannot do."""
+
+    def __init__(self, platform: str, spec: ServiceSpec, field_name: str, why: str):
+        super().__init__(f"{spec.name}: the {platform} platform cannot honour ServiceSpec.{field_name}: {why}")

@@ -11,10 +11,14 @@ measures the tasks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
 
 from components.platforms.spec import HostMount, Platform, Port, ServiceSpec
-from components.settings import Settings
+
+if TYPE_CHECKING:
+    from components.plan import StackPlan
 
 NAME = "cadvisor"
 HTTP = Port("http", 8080)
@@ -37,8 +41,9 @@ def cadvisor_args() -> tuple[str, ...]:
 
 
 class ContainerMetrics(pulumi.ComponentResource):
-    def __init__(self, settings: Settings, platform: Platform, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, plan: StackPlan, platform: Platform, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:components:ContainerMetrics", NAME, None, opts)
+        settings = plan.settings
         spec = ServiceSpec(
             name=NAME,
             image=settings.container_metrics.image,

@@ -1,5 +1,5 @@
-"""The collector's public route for web pages (prod): its receiver, limits and pipelines, joined
-into the collector's config by components/services/collector.py."""
+"""The collector's public route for web pages (where apps need a token): its receiver, limits and
+pipelines, which collector_config.py adds to the entry tier."""
 
 from __future__ import annotations
 
@@ -98,14 +98,3 @@ def browser_ingest(settings: Settings, spike_limit_percentage: int) -> dict[str,
             for signal in BROWSER_SIGNALS
         },
     }
-
-
-def join_browser_ingest(config: dict[str, Any], ingest: dict[str, Any]) -> None:
-    """The browser route's components and pipelines join the config; the main traces and logs
-    pipelines take what its pipelines pass on."""
-    for section in ("receivers", "processors", "connectors"):
-        config.setdefault(section, {}).update(ingest[section])
-    pipelines = config["service"]["pipelines"]
-    pipelines.update(ingest["pipelines"])
-    for signal in BROWSER_SIGNALS:
-        pipelines[signal]["receivers"].append(BROWSER_FORWARD)

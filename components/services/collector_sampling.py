@@ -1,23 +1,12 @@
-"""The collector's trace sampling and the series it makes from spans: which tiers a collector
-process can run, tail sampling and its memory budget, the span-metrics and service-graph connectors
-(components/services/collector.py puts them into the pipelines)."""
+"""The collector's trace sampling and the series it makes from spans: tail sampling and its memory
+budget, the span-metrics and service-graph connectors (collector_config.py puts them into the
+pipelines of the tiers that see whole traces)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from components.settings import Settings
-
-# What one collector process runs. ALL: the docker stack and a single aws task, both jobs in one.
-# When the collector scales out, INGEST (behind the load balancer) routes spans by trace id to the
-# SAMPLER tier, so every span of a trace meets in one sampler (tail sampling and the service graph
-# need the whole trace).
-ALL = "all"
-INGEST = "ingest"
-SAMPLER = "sampler"
-TIERS = (ALL, INGEST, SAMPLER)
-SAMPLER_NAME = "collector-sampler"
-
 
 # Tail sampling holds a trace in memory from its first span until its decision: DECISION_WAIT at
 # most, or DECISION_WAIT_AFTER_ROOT once the root span (which ends last) has arrived. SDKs export a
@@ -59,14 +48,6 @@ TRACES_MEMORY_CHECK_INTERVAL = "100ms"
 TRACES_MEMORY_LIMITER = "memory_limiter/traces"
 TRACES_MEMORY_LIMIT_PERCENTAGE = 40
 TRACES_MEMORY_SPIKE_PERCENTAGE = 15
-
-
-# Tail sampling's budget is a trace count sized to memory, and at that bound the collector waits
-# with little CPU (a third of a core in benchmarks/collector.md): scaling on CPU alone would not
-# see it. Where the collector scales out, the tiers that sample also scale on memory, below the
-# share at which the traces limiter starts refusing.
-SCALING_MEMORY_PERCENTAGE = 20
-assert SCALING_MEMORY_PERCENTAGE < TRACES_MEMORY_LIMIT_PERCENTAGE - TRACES_MEMORY_SPIKE_PERCENTAGE
 
 
 def traces_memory_limiter() -> dict[str, Any]:
@@ -120,7 +101,6 @@ SERVICE_GRAPH = "service_graph"
 # Fans the prepared spans out to the connectors and to the sampling pipeline.
 TO_SAMPLING = "forward/sampling"
 SPAN_SERIES_WRITER = "prometheus_remote_write/spans"
-METRICS_WRITERS = ("prometheus_remote_write", SPAN_SERIES_WRITER)
 
 
 def span_connectors() -> dict[str, Any]:
@@ -145,10 +125,3 @@ def span_connectors() -> dict[str, Any]:
         },
         TO_SAMPLING: {},
     }
-
-
-def add_span_series_writer(config: dict[str, Any]) -> None:
-    """Span metrics keep the app's resource, so every sampler would also write the app's target_info
-    series, each with its own timestamps: out of order for the store (seen with two samplers in
-    tests/test_sampling.py). The series carry the resource as labels already."""
-    config["exporters"][SPAN_SERIES_WRITER] = {**config["exporters"]["prometheus_remote_write"], "target_info": {"enabled": False}}

@@ -1,8 +1,10 @@
-"""Grafana: the UI. Its content (data sources, folders, dashboards) is in grafana_content.py."""
+"""Grafana: the UI. Its content (data sources, folders, dashboards, alerting) is created through
+its API by components/grafana/."""
 
 from __future__ import annotations
 
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_random as random
@@ -10,10 +12,20 @@ import pulumi_random as random
 from components.platforms.spec import DataVolume, HealthCheck, Platform, Port, PublicRoute, SecretValue, ServiceSpec
 from components.settings import Settings
 
+if TYPE_CHECKING:
+    from components.plan import StackPlan
+
 NAME = "grafana"
 HTTP = Port("http", 3000)
 # The image runs as grafana (472) in group root (0) and owns /var/lib/grafana that way.
 UID, GID = 472, 0
+
+
+def published_port(settings: Settings) -> Port:
+    """Grafana's port as people reach it: on the host (docker) or through the load balancer,
+    admitted only from the networks allowed for people (aws)."""
+    return Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.grafana,
+                public=PublicRoute(health_path="/api/health", for_people=True))
 
 
 def grafana_env(settings: Settings, root_url: str, sigv4_auth: bool = False) -> dict[str, str]:
@@ -118,7 +130,7 @@ class Grafana(pulumi.ComponentResource):
 
     def __init__(
         self,
-        settings: Settings,
+        plan: StackPlan,
         platform: Platform,
         metrics_password: pulumi.Output[str],
         depends_on: tuple = (),
@@ -127,6 +139,7 @@ class Grafana(pulumi.ComponentResource):
     ):
         """metrics_password: what its /metrics asks of Prometheus."""
         super().__init__("observability:components:Grafana", NAME, None, opts)
+        settings = plan.settings
         password = random.RandomPassword(
             "grafana-admin-password",
             length=32,
@@ -138,17 +151,13 @@ class Grafana(pulumi.ComponentResource):
         self.admin_user: pulumi.Input[str] = (
             pulumi.Output.secret(settings.grafana_admin_user) if "grafanaAdminUser" in settings.marked_secret else settings.grafana_admin_user
         )
-        http = Port(
-            HTTP.name,
-            HTTP.container_port,
-            host_port=settings.host_ports.grafana,
-            public=PublicRoute(health_path="/api/health", for_people=True),
-        )
-        self.root_url = platform.external_url(http) + "/"
+        http = published_port(settings)
+        self.root_url = plan.grafana_root_url
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
+            cpu_units=settings.cpu_units(NAME),
             ports=(http,),
             env=grafana_env(settings, self.root_url, sigv4_auth),
             # The password applies only when Grafana creates its database (first start).
@@ -180,5 +189,4 @@ class Grafana(pulumi.ComponentResource):
         )
         self.service = platform.run(spec, parent=self, depends_on=depends_on)
         self.url: pulumi.Output[str] = self.service.external_urls[HTTP.name]
-        self.internal_url = self.service.internal_url(HTTP)
         self.register_outputs({"url": self.url, "adminUser": self.admin_user, "adminPassword": self.admin_password})

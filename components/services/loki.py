@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
@@ -18,6 +18,9 @@ from components.platforms.spec import (
     render_when_known,
 )
 from components.settings import Settings
+
+if TYPE_CHECKING:
+    from components.plan import StackPlan
 from components.yamltext import to_yaml
 
 NAME = "loki"
@@ -83,12 +86,13 @@ def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) 
 class Loki(pulumi.ComponentResource):
     def __init__(
         self,
-        settings: Settings,
+        plan: StackPlan,
         platform: Platform,
         depends_on: tuple[RunningService, ...] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Loki", NAME, None, opts)
+        settings = plan.settings
         # Its bucket where the platform makes one (aws), else None.
         self.store = store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
         self.config_yaml = render_when_known(lambda s: to_yaml(render_loki_config(settings, s)), store)
@@ -96,6 +100,7 @@ class Loki(pulumi.ComponentResource):
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
+            cpu_units=settings.cpu_units(NAME),
             command=(f"-config.file={CONFIG_PATH}",),
             ports=(HTTP, GRPC),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),

@@ -1,8 +1,8 @@
-"""Prometheus: metrics from the collector and Tempo (remote write), and every component's own."""
+"""Prometheus: the collector's metrics (remote write) and every component's own (scraped)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
@@ -19,16 +19,17 @@ from components.platforms.spec import (
     secret_file,
 )
 from components.services import grafana
-from components.settings import Settings
 from components.yamltext import to_yaml
+
+if TYPE_CHECKING:
+    from components.plan import ScrapeTarget, StackPlan
 
 NAME = "prometheus"
 HTTP = Port("http", 9090)
 DATA_DIR = "/prometheus"
 CONFIG_PATH = "/etc/prometheus/prometheus.yml"
-COLLECTOR_JOB = "otel-collector"
-# The collector's sampler tier, where the collector scales out (components/services/collector.py).
-COLLECTOR_SAMPLER_JOB = "otel-collector-sampler"
+# Its own metrics, scraped where it runs.
+JOB = "prometheus"
 GRAFANA_JOB = "grafana"
 # Grafana's /metrics asks for this secret (components/services/grafana.py); Prometheus reads it
 # from a file only (scrape_config basic_auth.password_file).
@@ -51,13 +52,12 @@ def prometheus_args(agent: bool = False) -> tuple[str, ...]:
     )
 
 
-def _targets(settings: Settings, job: str, target: str) -> dict[str, Any]:
-    host, port = target.rsplit(":", 1)
-    if job in (COLLECTOR_JOB, COLLECTOR_SAMPLER_JOB) and settings.aws is not None and settings.aws.collector_max_tasks > 1:
-        # The collector scales out behind one service-discovery name with an A record per task:
-        # resolve it every 30 s and scrape each task, not whichever one the name points at.
-        return {"dns_sd_configs": [{"names": [host], "type": "A", "port": int(port), "refresh_interval": "30s"}]}
-    return {"static_configs": [{"targets": [target]}]}
+def _targets(target: ScrapeTarget) -> dict[str, Any]:
+    if target.every_instance:
+        # Several tasks behind one service-discovery name with an A record each: resolve it every
+        # 30 s and scrape each task, not whichever one the name points at.
+        return {"dns_sd_configs": [{"names": [target.host], "type": "A", "port": target.port, "refresh_interval": "30s"}]}
+    return {"static_configs": [{"targets": [target.address]}]}
 
 
 def _credentials(job: str) -> dict[str, Any]:
@@ -66,11 +66,10 @@ def _credentials(job: str) -> dict[str, Any]:
     return {"basic_auth": {"username": grafana.METRICS_USER, "password_file": secret_file(GRAFANA_METRICS_PASSWORD)}}
 
 
-def render_prometheus_config(
-    settings: Settings, scrape_targets: dict[str, str], metrics: Optional[MetricsStore] = None
-) -> dict[str, Any]:
-    """scrape_targets: job name -> host:port of a component's own metrics endpoint. With a managed
-    metrics store, Prometheus runs as an agent that forwards what it scrapes there."""
+def render_prometheus_config(plan: StackPlan, metrics: Optional[MetricsStore] = None) -> dict[str, Any]:
+    """Scrapes the plan's scrape targets (every component's own metrics). With a managed metrics
+    store, Prometheus runs as an agent that forwards what it scrapes there."""
+    settings = plan.settings
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": "15s",
@@ -90,12 +89,12 @@ def render_prometheus_config(
         "scrape_configs": [
             {
                 "job_name": job,
-                **_targets(settings, job, target),
+                **_targets(target),
                 **_credentials(job),
                 # Prometheus 3 would keep UTF-8 names (dots); dashboards use the underscore form.
                 "metric_name_validation_scheme": "legacy",
             }
-            for job, target in sorted(scrape_targets.items())
+            for job, target in sorted(plan.scrape_targets.items())
         ],
     }
     if metrics is not None:
@@ -108,18 +107,16 @@ def render_prometheus_config(
 class Prometheus(pulumi.ComponentResource):
     def __init__(
         self,
-        settings: Settings,
+        plan: StackPlan,
         platform: Platform,
-        scrape_targets: dict[str, str],
         grafana_metrics_password: pulumi.Output[str],
         metrics_store: Optional[pulumi.Output[MetricsStore]] = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         """grafana_metrics_password: what Grafana's /metrics asks for (Prometheus scrapes it)."""
         super().__init__("observability:components:Prometheus", NAME, None, opts)
-        self.config_yaml = render_when_known(
-            lambda m: to_yaml(render_prometheus_config(settings, scrape_targets, m)), metrics_store
-        )
+        settings = plan.settings
+        self.config_yaml = render_when_known(lambda m: to_yaml(render_prometheus_config(plan, m)), metrics_store)
         http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus)
         spec = ServiceSpec(
             name=NAME,
@@ -130,8 +127,9 @@ class Prometheus(pulumi.ComponentResource):
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
             secrets=(SecretValue(GRAFANA_METRICS_PASSWORD, grafana_metrics_password, file_only=True),),
             user=USER,
+            cpu_units=settings.cpu_units(NAME),
             volumes=(DataVolume("data", DATA_DIR),),
-            disk_gib=settings.prometheus_storage.disk_gib,
+            disk_gib=settings.prometheus_task_disk_gib,
             health=HealthCheck(("wget", "-q", "--spider", f"http://localhost:{HTTP.container_port}/-/ready")),
         )
         self.service = platform.run(spec, parent=self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
@@ -17,6 +17,9 @@ from components.platforms.spec import (
     render_when_known,
 )
 from components.settings import Settings
+
+if TYPE_CHECKING:
+    from components.plan import StackPlan
 from components.yamltext import to_yaml
 
 NAME = "tempo"
@@ -82,11 +85,12 @@ def render_tempo_config(settings: Settings, store: Optional[ObjectStore] = None)
 class Tempo(pulumi.ComponentResource):
     def __init__(
         self,
-        settings: Settings,
+        plan: StackPlan,
         platform: Platform,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("observability:components:Tempo", NAME, None, opts)
+        settings = plan.settings
         # Its bucket where the platform makes one (aws), else None.
         self.store = store = platform.object_store(NAME, settings.tempo_retention.hours, parent=self)
         self.config_yaml = render_when_known(lambda s: to_yaml(render_tempo_config(settings, s)), store)
@@ -94,6 +98,7 @@ class Tempo(pulumi.ComponentResource):
             name=NAME,
             image=settings.image(NAME),
             memory_mb=settings.memory_mb(NAME),
+            cpu_units=settings.cpu_units(NAME),
             command=(f"-config.file={CONFIG_PATH}",),
             ports=(HTTP, GRPC, OTLP_GRPC, OTLP_HTTP),
             files=(ConfigFile(CONFIG_PATH, self.config_yaml),),

@@ -243,6 +243,21 @@ class Settings:
     def memory_mb(self, service: str) -> int:
         return self.services[service].memory_mb
 
+    def cpu_units(self, service: str) -> Optional[int]:
+        """CPU of one task where the target sizes it (aws: a Fargate task size); None on docker."""
+        return self.aws.cpu[service] if self.aws else None
+
+    @property
+    def collector_tasks(self) -> tuple[int, int]:
+        """The collector's task counts (collectorMinTasks, collectorMaxTasks); one on docker."""
+        return (self.aws.collector_min_tasks, self.aws.collector_max_tasks) if self.aws else (1, 1)
+
+    @property
+    def prometheus_task_disk_gib(self) -> Optional[int]:
+        """The task storage Prometheus asks for where the target sizes it (aws); a docker volume
+        takes what the host has."""
+        return self.prometheus_storage.disk_gib if self.aws else None
+
     @property
     def resource_prefix(self) -> str:
         """Prefix for names that must be unique on a host or in an account."""

@@ -8,6 +8,7 @@ ManagedPrometheus (AMP). Shared: the cluster, the Cloud Map namespace and the me
 
 from __future__ import annotations
 
+import posixpath
 from typing import Optional
 
 import pulumi
@@ -20,21 +21,16 @@ from components.platforms.aws.network import Network, NetworkArgs
 from components.platforms.aws.service import Cluster, FargateService, FargateServiceArgs
 from components.platforms.aws.storage import ServiceBucket, ServiceBucketArgs
 from components.platforms.aws.waf import BrowserRateLimit
-from components.platforms.spec import MetricsStore, ObjectStore, Port, RunningService, ServiceSpec, resolved_when
-from components.services.collector import NAME as COLLECTOR
-from components.services.collector import SAMPLER_NAME as COLLECTOR_SAMPLER
-from components.services.collector_browser import BROWSER_PATH_PREFIX
-from components.services.tempo import NAME as TEMPO
+from components.platforms.facts import AwsFacts
+from components.platforms.spec import MetricsStore, ObjectStore, RunningService, ServiceSpec, SpecError, resolved_when
 from components.settings import AwsSettings, Settings
 
 
 class AwsPlatform(pulumi.ComponentResource):
-    """Network, cluster, load balancer and service discovery; run() adds one Fargate service."""
+    """Network, cluster, load balancer and service discovery; run() adds one Fargate service.
 
-    # Where the collector scales out, its sampler tier runs as a service of its own: its own
-    # discovery name (an A record per task, which the ingest tier's DNS resolver follows), tasks
-    # and CPU scaling, sized like the ingest collectors.
-    runs_collector_sampler_tier = True
+    Honours every ServiceSpec field but host_mounts (a task owns no host), and asks each spec for
+    its CPU (a Fargate task size)."""
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:platform:Aws", "aws", None, opts)
@@ -44,6 +40,7 @@ class AwsPlatform(pulumi.ComponentResource):
         self._prefix = settings.resource_prefix.lower()
         self._namespace_name = settings.service_domain
         self._roles = TaskRoles(settings.aws.region)
+        self.facts = AwsFacts(settings)
         child = pulumi.ResourceOptions(parent=self)
         a = self._aws
 
@@ -83,8 +80,6 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         self.load_balancer = self.edge.load_balancer
-        if a.browser_rate_limit:
-            BrowserRateLimit("browser-rate-limit", self.load_balancer.arn, a.browser_rate_limit, BROWSER_PATH_PREFIX, self._prefix, opts=child)
         self.members_security_group = aws.ec2.SecurityGroup(
             "services",
             vpc_id=self.vpc_id,
@@ -125,11 +120,9 @@ class AwsPlatform(pulumi.ComponentResource):
 
     # Platform protocol ---------------------------------------------------------------------
 
-    def internal_host(self, service: str) -> str:
-        return f"{service}.{self._namespace_name}"
-
-    def external_url(self, port: Port) -> str:
-        return self.edge.url(port)
+    def outputs(self) -> dict[str, pulumi.Input[str]]:
+        # Where domainName must point when the stack manages no DNS record.
+        return {"loadBalancerDnsName": self.load_balancer.dns_name}
 
     def object_store(self, service: str, retention_hours: int, parent: pulumi.Resource) -> pulumi.Output[ObjectStore]:
         bucket = ServiceBucket(
@@ -175,13 +168,15 @@ class AwsPlatform(pulumi.ComponentResource):
 
     def run(self, spec: ServiceSpec, parent: pulumi.Resource, depends_on: tuple[RunningService, ...] = ()) -> RunningService:
         name = spec.name
-        minimum, maximum = self._task_counts(spec)
+        cpu_units = _refuse_what_fargate_cannot_do(spec)
+        self._rate_limit_anonymous_routes(spec)
+        minimum, maximum = (spec.scaling.min_tasks, spec.scaling.max_tasks) if spec.scaling else (1, 1)
         fargate = FargateService(
             name,
             FargateServiceArgs(
                 spec=spec,
                 cluster=self._shared,
-                cpu_units=self._aws.cpu[COLLECTOR if name == COLLECTOR_SAMPLER else name],
+                cpu_units=cpu_units,
                 task_role=self._roles.of(name, parent),
                 min_tasks=minimum,
                 max_tasks=maximum,
@@ -192,12 +187,13 @@ class AwsPlatform(pulumi.ComponentResource):
         )
         service = fargate.service
         external_urls = {
-            p.name: resolved_when(pulumi.Output.all(service.id, self.edge.dns_ready), self.external_url(p)) for p in spec.ports if p.public is not None
+            p.name: resolved_when(pulumi.Output.all(service.id, self.edge.dns_ready), self.facts.external_url(p))
+            for p in spec.ports
+            if p.public is not None
         }
         return RunningService(
             name=name,
-            internal_host=self.internal_host(name),
-            ready=service.id.apply(lambda _: name),
+            internal_host=self.facts.internal_host(name),
             external_urls=external_urls,
             resources=(service,),
         )
@@ -205,11 +201,25 @@ class AwsPlatform(pulumi.ComponentResource):
     def _role_parent(self, service: str, parent: pulumi.Resource) -> pulumi.Resource:
         """Tempo's role stays where the metrics workspace made it while Tempo remote-wrote span
         metrics (under the platform, with amp): deployed stacks keep the same role."""
-        return self if service == TEMPO and self._aws.metrics_backend == "amp" else parent
+        return self if service == "tempo" and self._aws.metrics_backend == "amp" else parent
 
-    def _task_counts(self, spec: ServiceSpec) -> tuple[int, int]:
-        if not spec.stateless:
-            return 1, 1
-        if spec.name in (COLLECTOR, COLLECTOR_SAMPLER):
-            return self._aws.collector_min_tasks, self._aws.collector_max_tasks
-        return 1, 1
+    def _rate_limit_anonymous_routes(self, spec: ServiceSpec) -> None:
+        """A route that takes data without credentials is rate-limited per client address, where
+        browserRateLimit is set (one web ACL: the stack has one such route)."""
+        routes = [p.public for p in spec.ports if p.public is not None and p.public.anonymous]
+        if routes and self._aws.browser_rate_limit:
+            # The directory every path of those routes is under (its requests, and no others).
+            prefix = posixpath.commonpath([path for route in routes for path in route.paths]) + "/"
+            BrowserRateLimit("browser-rate-limit", self.load_balancer.arn, self._aws.browser_rate_limit, prefix, self._prefix,
+                             opts=pulumi.ResourceOptions(parent=self))
+
+
+def _refuse_what_fargate_cannot_do(spec: ServiceSpec) -> int:
+    """The spec's CPU units, once the spec asks for nothing a Fargate task cannot give."""
+    if spec.host_mounts:
+        raise SpecError("aws", spec, "host_mounts", "a Fargate task owns no host to mount from")
+    if spec.cpu_units is None:
+        raise SpecError("aws", spec, "cpu_units", "every Fargate task is given a CPU size")
+    if spec.scaling is not None and not spec.stateless:
+        raise SpecError("aws", spec, "scaling", "several tasks need interchangeable ones (stateless)")
+    return spec.cpu_units

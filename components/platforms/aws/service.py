@@ -258,7 +258,7 @@ class FargateService(pulumi.ComponentResource):
             ),
         )
         if scales:
-            self._autoscale(name, shared, args.min_tasks, args.max_tasks, spec.scale_on_memory_percentage, child)
+            self._autoscale(name, shared, args.min_tasks, args.max_tasks, spec.scaling.memory_percentage if spec.scaling else None, child)
         self.register_outputs({"serviceName": self.service.name, "taskDefinition": task.arn})
 
     def _volumes(self, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup) -> tuple[list, list[dict[str, Any]], list[pulumi.Resource]]:

@@ -1,0 +1,124 @@
+"""The stack as plain data: which services run, their addresses, the collector's tiers, what
+Prometheus scrapes, where Grafana's data sources point and where people reach Grafana. Computed
+once from the settings and the platform's facts; the Pulumi program (components/stack.py) turns it
+into resources and the offline renderer (components/render.py) into files, so neither holds a
+rule of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.grafana.content import DataSourceDefinition, datasource_definitions
+from components.platforms import facts_for
+from components.platforms.facts import PlatformFacts
+from components.platforms.spec import MetricsStore, ObjectStore, Port
+from components.services import cadvisor, collector_tiers, grafana, loki, prometheus, tempo
+from components.services.collector_tiers import CollectorTopology, collector_topology
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    host: str
+    port: int
+    # Every instance behind the host (an address each) rather than whichever one it resolves to.
+    every_instance: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    settings: Settings
+    facts: PlatformFacts
+    collector: CollectorTopology
+    # Every service the stack runs -> the name the others reach it by.
+    hosts: Mapping[str, str]
+    # Prometheus job -> the component's own metrics endpoint.
+    scrape_targets: Mapping[str, ScrapeTarget]
+    # Where people open Grafana (its root URL, ending in a slash).
+    grafana_root_url: str
+
+    def url(self, service: str, port: Port) -> str:
+        return f"http://{self.hosts[service]}:{port.container_port}"
+
+    def writers_of_metrics(self) -> tuple[str, ...]:
+        """The services that remote-write metrics: every collector tier and Prometheus."""
+        return (*(t.service for t in self.collector.tiers), prometheus.NAME)
+
+    def datasources(self, managed_query_url: Optional[pulumi.Input[str]], cloudwatch_region: Optional[str]) -> list[DataSourceDefinition]:
+        """Grafana's data sources at the services' internal addresses; Prometheus's is the managed
+        store's query URL (signed requests) where the platform made one."""
+        managed = managed_query_url is not None
+        return datasource_definitions(
+            prometheus_url=managed_query_url if managed_query_url is not None else self.url(prometheus.NAME, prometheus.HTTP),
+            prometheus_sigv4_region=self.facts.metrics_store_region if managed else None,
+            tempo_url=self.url(tempo.NAME, tempo.HTTP),
+            loki_url=self.url(loki.NAME, loki.HTTP),
+            cloudwatch_region=cloudwatch_region,
+        )
+
+
+def plan_stack(settings: Settings, facts: Optional[PlatformFacts] = None) -> StackPlan:
+    facts = facts or facts_for(settings)
+    return plan_with_collector(settings, facts, collector_topology(settings, facts))
+
+
+def plan_with_collector(settings: Settings, facts: PlatformFacts, topology: CollectorTopology) -> StackPlan:
+    """The plan around a given collector topology (the tests run a scaled one on one machine)."""
+    services = [tier.service for tier in topology.tiers] + [prometheus.NAME, tempo.NAME, loki.NAME, grafana.NAME]
+    if settings.container_metrics.enabled:
+        services.append(cadvisor.NAME)
+    hosts = {name: facts.internal_host(name) for name in services}
+    return StackPlan(
+        settings=settings,
+        facts=facts,
+        collector=topology,
+        hosts=hosts,
+        scrape_targets=_scrape_targets(settings, topology, hosts),
+        grafana_root_url=facts.external_url(grafana.published_port(settings)) + "/",
+    )
+
+
+def _scrape_targets(settings: Settings, topology: CollectorTopology, hosts: Mapping[str, str]) -> dict[str, ScrapeTarget]:
+    targets = {
+        tier.job: ScrapeTarget(tier.host, collector_tiers.METRICS.container_port, every_instance=tier.scaling is not None)
+        for tier in topology.tiers
+    }
+    targets |= {
+        # Prometheus scrapes itself where it runs.
+        prometheus.JOB: ScrapeTarget("localhost", prometheus.HTTP.container_port),
+        tempo.NAME: ScrapeTarget(hosts[tempo.NAME], tempo.HTTP.container_port),
+        loki.NAME: ScrapeTarget(hosts[loki.NAME], loki.HTTP.container_port),
+        prometheus.GRAFANA_JOB: ScrapeTarget(hosts[grafana.NAME], grafana.HTTP.container_port),
+    }
+    if settings.container_metrics.enabled:
+        targets[cadvisor.JOB] = ScrapeTarget(hosts[cadvisor.NAME], cadvisor.HTTP.container_port)
+    return targets
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What the platform creates and names at deploy time: the buckets of Tempo and Loki and a
+    managed metrics store; None where it makes none."""
+
+    traces: Optional[ObjectStore] = None
+    logs: Optional[ObjectStore] = None
+    metrics: Optional[MetricsStore] = None
+
+
+def placeholder_stores(facts: PlatformFacts) -> Stores:
+    """The stores as the offline render shows them: the platform's own formats, with the names it
+    learns only at deploy in angle brackets."""
+    return Stores(
+        traces=facts.object_store(f"<{tempo.NAME} bucket, named at deploy>"),
+        logs=facts.object_store(f"<{loki.NAME} bucket, named at deploy>"),
+        metrics=facts.metrics_store_placeholder(),
+    )

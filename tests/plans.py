@@ -1,0 +1,36 @@
+"""Plans and rendered configs for tests: each stack's own plan (components/plan.py), scaled out
+where a test asks for a tier of the scaled shape that the stack file does not have (the dev stack
+runs one collector; its tiers are rendered as the stack would render them if it scaled out)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from components.plan import StackPlan, placeholder_stores, plan_stack, plan_with_collector
+from components.platforms.spec import MetricsStore
+from components.services.collector_config import render_collector_config
+from components.services.collector_tiers import ALL, scaled_topology
+from components.services.prometheus import render_prometheus_config
+from components.settings import Settings
+
+
+def plan_with_tier(plan: StackPlan, tier: str) -> StackPlan:
+    """The plan, or, where it runs one collector and a tier (or its scrape job) of the scaled
+    shape is asked for, the same stack with the collector in two tiers."""
+    if tier == ALL or any(tier in (t.kind, t.job) for t in plan.collector.tiers):
+        return plan
+    return plan_with_collector(plan.settings, plan.facts, scaled_topology(plan.facts, 1, 2))
+
+
+def collector_config(settings: Settings, tier: str = ALL, metrics: Optional[MetricsStore] = None) -> dict[str, Any]:
+    return render_collector_config(plan_with_tier(plan_stack(settings), tier), tier, metrics)
+
+
+def deployed_collector_config(settings: Settings, tier: str = ALL) -> dict[str, Any]:
+    """As deployed: with the managed metrics store (a placeholder address) where the settings use one."""
+    plan = plan_with_tier(plan_stack(settings), tier)
+    return render_collector_config(plan, tier, placeholder_stores(plan.facts).metrics)
+
+
+def prometheus_config(settings: Settings, metrics: Optional[MetricsStore] = None) -> dict[str, Any]:
+    return render_prometheus_config(plan_stack(settings), metrics)
