@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components import migrations
 from components.grafana.alerts import AlertRulesError, load_rule_groups
 from components.grafana.content import DATASOURCE_UIDS
 from components.settings import SettingsError, load_from_pulumi
@@ -13,6 +14,8 @@ try:
 except (SettingsError, AlertRulesError) as error:
     raise pulumi.RunError(str(error)) from None
 
+# Before the first resource: resources take the stack's transformations when they are made.
+migrations.register()
 if settings.target == "docker":
     from components.platforms.docker import DockerPlatform
 
