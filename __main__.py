@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components import migrations
 from components.grafana.alerts import AlertRulesError, load_rule_groups
 from components.grafana.content import DATASOURCE_UIDS
 from components.plan import plan_stack
@@ -16,6 +17,8 @@ try:
 except (SettingsError, AlertRulesError) as error:
     raise pulumi.RunError(str(error)) from None
 
+# Before the first resource: resources take the stack's transformations when they are made.
+migrations.register()
 platform = platform_for(settings)
 try:
     outputs = build_stack(plan_stack(settings, platform.facts), platform, alert_groups)

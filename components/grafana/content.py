@@ -147,14 +147,12 @@ CONTENT_TYPE, CONTENT_NAME = "observability:grafana:Content", "grafana-content"
 def grafana_provider(url: pulumi.Output[str], auth: pulumi.Input[str]) -> grafana.Provider:
     """The provider every Grafana resource is created through, at the stack's root: an update that
     targets part of the stack (`pulumi up --target`) always includes the root, never a component
-    that was not targeted (the engine refuses a provider whose parent is missing). It used to sit
-    under GrafanaContent; the alias keeps that provider, and everything created through it, in place."""
+    that was not targeted (the engine refuses a provider whose parent is missing)."""
     return grafana.Provider(
         "grafana",
         url=url,
         auth=pulumi.Output.secret(auth),
         retries=10,
-        opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=pulumi.create_urn(CONTENT_NAME, CONTENT_TYPE))]),
     )
 
 

@@ -12,7 +12,6 @@ import pulumi_aws as aws
 
 from components.platforms.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
 from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import moved_from
 from components.platforms.spec import Port, PublicRoute, ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -49,11 +48,11 @@ class PublishedPorts:
 
 
 class Edge(pulumi.ComponentResource):
-    def __init__(self, name: str, args: EdgeArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EdgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:Edge", name, None, opts)
         self._args = args
         self._next_path_priority = _PATH_ROUTE_PRIORITY
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        child = pulumi.ResourceOptions(parent=self)
 
         self.security_group = aws.ec2.SecurityGroup(
             "alb",

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import moved_from, policy
+from components.platforms.aws.iam import policy
 from components.platforms.spec import DataVolume
 
 NFS_PORT = 2049
@@ -38,12 +38,10 @@ class ServiceFileSystemArgs:
 
 
 class ServiceFileSystem(pulumi.ComponentResource):
-    def __init__(
-        self, name: str, args: ServiceFileSystemArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None
-    ):
+    def __init__(self, name: str, args: ServiceFileSystemArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ServiceFileSystem", name, None, opts)
         service, data = args.service, args.volume
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=args.retain, protect=args.retain))
         name = f"{service}-{data.name}"
         self.file_system = aws.efs.FileSystem(

@@ -14,6 +14,11 @@ ECS_TASKS = "ecs-tasks.amazonaws.com"
 # resolves dimension wildcards (ServiceName "*"). Alarms, Logs Insights, EC2 and tag lookups are
 # not used, so not granted. Neither action supports resource-level permissions (Resource "*").
 CLOUDWATCH_READ_ACTIONS = ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
+ROLE_TYPE = "aws:iam/role:Role"
+
+
+def task_role_name(service: str) -> str:
+    return f"{service}-task"
 
 
 def policy(*statements: dict[str, Any]) -> str:
@@ -40,12 +45,6 @@ def trust_ecs_tasks_of(account_id: str, region: str) -> str:
     )
 
 
-def moved_from(parent: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Options for a resource that sat directly under `parent` before it got a component of its own:
-    the alias keeps its URN's history, so `pulumi up` updates it in place instead of replacing it."""
-    return pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=parent)])
-
-
 class TaskRoles:
     """The identity each service's program runs as, one role per service; the grants are added
     where a resource the service uses is made (its bucket, the metrics workspace, its file system)."""
@@ -58,7 +57,7 @@ class TaskRoles:
         """The service's role, created under `parent` by whichever component asks first."""
         if service not in self._roles:
             self._roles[service] = aws.iam.Role(
-                f"{service}-task",
+                task_role_name(service),
                 assume_role_policy=self._trust,
                 description=f"The {service} program: only its own data",
                 opts=pulumi.ResourceOptions(parent=parent),

@@ -10,7 +10,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.iam import moved_from, policy
+from components.platforms.aws.iam import policy
 from components.platforms.spec import MetricsStore
 
 # What a writer and a reader (Grafana) may do in the workspace.
@@ -37,11 +37,9 @@ class ManagedPrometheusArgs:
 class ManagedPrometheus(pulumi.ComponentResource):
     store: pulumi.Output[MetricsStore]
 
-    def __init__(
-        self, name: str, args: ManagedPrometheusArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None
-    ):
+    def __init__(self, name: str, args: ManagedPrometheusArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ManagedPrometheus", name, None, opts)
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=args.retain, protect=args.retain))
         workspace = aws.amp.Workspace("metrics", alias=args.prefix, tags={"Name": args.prefix}, opts=kept)
         aws.amp.WorkspaceConfiguration(

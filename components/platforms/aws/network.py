@@ -11,8 +11,6 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.iam import moved_from
-
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -49,13 +47,13 @@ class Network(pulumi.ComponentResource):
     # Where the tasks (and EFS mount targets) go.
     task_subnet_ids: list[pulumi.Input[str]]
 
-    def __init__(self, name: str, args: NetworkArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:Network", name, None, opts)
         if args.vpc_id:
             self.vpc_id = args.vpc_id
             self.public_subnet_ids, self.private_subnet_ids = list(args.public_subnet_ids), list(args.private_subnet_ids)
         else:
-            self._create(args, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent)))
+            self._create(args, pulumi.ResourceOptions(parent=self))
         self.task_subnet_ids = self.public_subnet_ids if args.task_subnets == "public" else self.private_subnet_ids
         self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids, "privateSubnetIds": self.private_subnet_ids})
 

@@ -14,8 +14,9 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components import migrations
 from components.platforms.aws.edge import Edge, EdgeArgs
-from components.platforms.aws.iam import TaskRoles, grant_cloudwatch_read
+from components.platforms.aws.iam import ROLE_TYPE, TaskRoles, grant_cloudwatch_read, task_role_name
 from components.platforms.aws.metrics_store import ManagedPrometheus, ManagedPrometheusArgs
 from components.platforms.aws.network import Network, NetworkArgs
 from components.platforms.aws.service import Cluster, FargateService, FargateServiceArgs
@@ -32,8 +33,10 @@ class AwsPlatform(pulumi.ComponentResource):
     Honours every ServiceSpec field but host_mounts (a task owns no host), and asks each spec for
     its CPU (a Fargate task size)."""
 
+    _TYPE = "observability:platform:Aws"
+
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("observability:platform:Aws", "aws", None, opts)
+        super().__init__(self._TYPE, "aws", None, opts)
         assert settings.aws is not None, "settings.aws is set for the aws target"
         self._settings = settings
         self._aws: AwsSettings = settings.aws
@@ -57,7 +60,6 @@ class AwsPlatform(pulumi.ComponentResource):
                 public_subnet_ids=tuple(a.public_subnet_ids),
                 private_subnet_ids=tuple(a.private_subnet_ids),
             ),
-            moved_from_parent=self,
             opts=child,
         )
         self.vpc_id = self.network.vpc_id
@@ -76,7 +78,6 @@ class AwsPlatform(pulumi.ComponentResource):
                 region=a.region,
                 retain_data=a.retain_data,
             ),
-            moved_from_parent=self,
             opts=child,
         )
         self.load_balancer = self.edge.load_balancer
@@ -135,7 +136,6 @@ class AwsPlatform(pulumi.ComponentResource):
                 task_role=self._roles.of(service, self._role_parent(service, parent)),
                 retain=self._aws.retain_data,
             ),
-            moved_from_parent=parent,
             opts=pulumi.ResourceOptions(parent=parent),
         )
         return bucket.store
@@ -155,7 +155,6 @@ class AwsPlatform(pulumi.ComponentResource):
                 readers={service: self._roles.of(service, self) for service in readers},
                 retain=self._aws.retain_data,
             ),
-            moved_from_parent=self,
             opts=pulumi.ResourceOptions(parent=self),
         )
         return workspace.store
@@ -182,7 +181,6 @@ class AwsPlatform(pulumi.ComponentResource):
                 max_tasks=maximum,
                 depends_on=[r for d in depends_on for r in d.resources],
             ),
-            moved_from_parent=parent,
             opts=pulumi.ResourceOptions(parent=parent),
         )
         service = fargate.service
@@ -199,9 +197,10 @@ class AwsPlatform(pulumi.ComponentResource):
         )
 
     def _role_parent(self, service: str, parent: pulumi.Resource) -> pulumi.Resource:
-        """Tempo's role stays where the metrics workspace made it while Tempo remote-wrote span
-        metrics (under the platform, with amp): deployed stacks keep the same role."""
-        return self if service == "tempo" and self._aws.metrics_backend == "amp" else parent
+        """Where the service's role is made: the asking component, unless the migrations table keeps
+        the role under the platform (deployed stacks keep the same role)."""
+        kept = migrations.kept_under(ROLE_TYPE, task_role_name(service), self._aws.metrics_backend)
+        return self if kept == self._TYPE else parent
 
     def _rate_limit_anonymous_routes(self, spec: ServiceSpec) -> None:
         """A route that takes data without credentials is rate-limited per client address, where

@@ -18,7 +18,7 @@ import pulumi_aws as aws
 from components.platforms.aws.edge import Edge
 from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
 from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import moved_from, policy, trust_ecs_tasks
+from components.platforms.aws.iam import policy, trust_ecs_tasks
 from components.platforms.aws.queue_slots import CLAIM_CONTAINER, claim_container, link_directory, slot_count, slots_path
 from components.platforms.spec import DataVolume, ServiceSpec
 from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
@@ -101,11 +101,10 @@ class FargateServiceArgs:
 class FargateService(pulumi.ComponentResource):
     service: aws.ecs.Service
 
-    def __init__(self, name: str, args: FargateServiceArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: FargateServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:FargateService", name, None, opts)
         spec, shared = args.spec, args.cluster
-        self._moved_from_parent = moved_from_parent
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        child = pulumi.ResourceOptions(parent=self)
         name = spec.name
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -323,7 +322,6 @@ class FargateService(pulumi.ComponentResource):
                 backups=backups,
                 throughput_mode=throughput_mode,
             ),
-            moved_from_parent=self._moved_from_parent,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

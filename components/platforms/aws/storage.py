@@ -9,7 +9,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.iam import moved_from, policy
+from components.platforms.aws.iam import policy
 from components.platforms.spec import ObjectStore
 
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
@@ -90,10 +90,10 @@ class ServiceBucketArgs:
 class ServiceBucket(pulumi.ComponentResource):
     store: pulumi.Output[ObjectStore]
 
-    def __init__(self, name: str, args: ServiceBucketArgs, moved_from_parent: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ServiceBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ServiceBucket", name, None, opts)
         service, retain = args.service, args.retain
-        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), moved_from(moved_from_parent))
+        child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=retain, protect=retain))
         self.bucket = aws.s3.Bucket(
             f"{service}-bucket",
