@@ -47,6 +47,7 @@ _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
 _SHORT_DURATION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>ms|s)$")
 _MS_PER_UNIT = {"ms": 1, "s": 1000}
 EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 
 
 class ConfigReader:
