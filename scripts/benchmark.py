@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from components.services.collector import render_collector_config  # noqa: E402
 from components.services.collector_sampling import INGEST, SAMPLER  # noqa: E402
+from components.settings import load_stack_settings as settings_for  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
-from tests.processes import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
-from tests.test_settings import settings_for  # noqa: E402
+from scripts.local_collector import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
 
 # The traces pipeline before issue 9 (the last commit before it): a head sampler at the end of the
 # traces pipeline, Tempo's metrics generator making the span metrics. Its collector had the
