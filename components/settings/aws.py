@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from components.settings.images import refuse_unconfirmed_arm64
 from components.settings.model import (
@@ -36,19 +36,10 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,32}$")
 
 
-class _Network(NamedTuple):
-    vpc_id: str
-    public_subnet_ids: tuple[str, ...]
-    private_subnet_ids: tuple[str, ...]
-    vpc_cidr: str
-    availability_zones: int
-    nat_gateways: int
-    task_subnets: str
-    ingress_cidrs: tuple[str, ...]
-    grafana_ingress_cidrs: tuple[str, ...]
-
-
-def _read_network(reader: ConfigReader) -> _Network:
+def read_aws(reader: ConfigReader, region: Optional[str]) -> AwsSettings:
+    """region: the AWS provider's own `aws:region` setting."""
+    if region and not _REGION.match(region):
+        reader.problem("aws:region", f"{region!r} is not an AWS region; allowed: e.g. eu-west-1, us-east-2")
     vpc_id = reader.optional_pattern("vpcId", _VPC_ID, "an existing VPC id (vpc-...), or empty to create a VPC")
     public = reader.id_list("publicSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
     private = reader.id_list("privateSubnetIds", _SUBNET_ID, "subnet ids (subnet-...)")
@@ -69,14 +60,6 @@ def _read_network(reader: ConfigReader) -> _Network:
             f"lists {len(grafana_cidrs)} networks; allowed: at most {GRAFANA_CIDRS_MAX} (a load balancer rule condition compares at most "
             "three values): cover them with fewer, wider blocks",
         )
-    return _Network(vpc_id, public, private, vpc_cidr, zones, nat, task_subnets, cidrs, grafana_cidrs)
-
-
-def read_aws(reader: ConfigReader, region: Optional[str]) -> AwsSettings:
-    """region: the AWS provider's own `aws:region` setting."""
-    if region and not _REGION.match(region):
-        reader.problem("aws:region", f"{region!r} is not an AWS region; allowed: e.g. eu-west-1, us-east-2")
-    network = _read_network(reader)
     certificate = reader.optional_pattern("certificateArn", _CERTIFICATE_ARN, "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>")
     if certificate and region and _CERTIFICATE_ARN.match(certificate) and certificate.split(":")[3] != region:
         reader.problem("certificateArn", f"is in {certificate.split(':')[3]}, the stack in {region}; the load balancer needs a certificate in its own region")
@@ -96,15 +79,15 @@ def read_aws(reader: ConfigReader, region: Optional[str]) -> AwsSettings:
         reader.problem("logRetentionDays", f"{retention} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return AwsSettings(
         region=region or "",
-        vpc_id=network.vpc_id or None,
-        public_subnet_ids=network.public_subnet_ids,
-        private_subnet_ids=network.private_subnet_ids,
-        vpc_cidr=network.vpc_cidr,
-        availability_zones=network.availability_zones,
-        nat_gateways=network.nat_gateways,
-        task_subnets=network.task_subnets,
-        ingress_cidrs=network.ingress_cidrs,
-        grafana_ingress_cidrs=network.grafana_ingress_cidrs,
+        vpc_id=vpc_id or None,
+        public_subnet_ids=public,
+        private_subnet_ids=private,
+        vpc_cidr=vpc_cidr,
+        availability_zones=zones,
+        nat_gateways=nat,
+        task_subnets=task_subnets,
+        ingress_cidrs=cidrs,
+        grafana_ingress_cidrs=grafana_cidrs,
         certificate_arn=certificate,
         domain_name=domain,
         hosted_zone_id=zone or None,
