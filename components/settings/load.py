@@ -30,13 +30,15 @@ SDK_EXPORT_DELAY_SECONDS = 5
 SECRET_KEYS = ("alertSlackWebhookUrl", "alertPagerDutyIntegrationKey", "smtpPassword", "grafanaDatabaseUrl")
 
 
-def slow_threshold_max_ms() -> int:
-    """The longest traceSlowThreshold: a slow trace must end within the tail sampler's decision wait
-    less the time an SDK takes to export its last span, or the sampler judges it unfinished."""
+def _read_slow_threshold(reader: ConfigReader) -> int:
+    """traceSlowThreshold: a slow trace must end within the tail sampler's decision wait less the
+    time an SDK takes to export its last span, or the sampler judges it unfinished."""
     # Imported on use: collector_sampling imports this package (for Settings) while it loads.
     from components.services.collector_sampling import DECISION_WAIT_SECONDS
 
-    return (DECISION_WAIT_SECONDS - SDK_EXPORT_DELAY_SECONDS) * 1000
+    maximum_ms = (DECISION_WAIT_SECONDS - SDK_EXPORT_DELAY_SECONDS) * 1000
+    why = f"the sampler decides within {DECISION_WAIT_SECONDS}s of a trace's first span"
+    return reader.short_duration_ms("traceSlowThreshold", maximum_ms, why)
 
 
 def load_settings(
@@ -63,7 +65,7 @@ def load_settings(
     services, utility_image = read_images(reader)
     retention = read_retention(reader)
     sampling = reader.percentage("traceSamplingPercentage")
-    slow_threshold_ms = reader.short_duration_ms("traceSlowThreshold", maximum_ms=slow_threshold_max_ms())
+    slow_threshold_ms = _read_slow_threshold(reader)
     origins = reader.origins("corsAllowedOrigins")
     exposure = read_exposure(reader, host_address)
     runbook_base_url = reader.optional_pattern(

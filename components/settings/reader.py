@@ -249,7 +249,7 @@ class ConfigReader:
             self.problem(key, f"{value!r} is not a whole number of days (the index period is 24h); allowed: e.g. 7d, 744h")
         return Retention(hours=hours)
 
-    def short_duration_ms(self, key: str, maximum_ms: int) -> int:
+    def short_duration_ms(self, key: str, maximum_ms: int, why_maximum: str) -> int:
         value = self.raw(key)
         if value is None:
             return maximum_ms
@@ -259,7 +259,7 @@ class ConfigReader:
             return maximum_ms
         ms = int(match.group("count")) * _MS_PER_UNIT[match.group("unit")]
         if ms > maximum_ms:
-            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms (the sampler decides within 10s of a trace's first span)")
+            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms ({why_maximum})")
         return ms
 
     def percentage(self, key: str) -> float:
