@@ -36,7 +36,7 @@ from components.services.collector import render_collector_config  # noqa: E402
 from components.services.collector_sampling import INGEST, SAMPLER  # noqa: E402
 from components.settings import load_stack_settings as settings_for  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
-from scripts.local_collector import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
+from scripts.local_collector import Collector, anonymous_rss_bytes, free_port, status_bytes, wait_for  # noqa: E402
 
 # The traces pipeline before issue 9 (the last commit before it): a head sampler at the end of the
 # traces pipeline, Tempo's metrics generator making the span metrics. Its collector had the
@@ -214,10 +214,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "VmHWM")
 
 
 def spans(metrics_port: int, name: str, label: str = "", value: str = "") -> float:

@@ -58,13 +58,18 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
+def status_bytes(pid: int, field: str) -> int:
+    """A memory size the kernel reports in /proc/<pid>/status (in kB), in bytes; 0 if it has none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def anonymous_rss_bytes(pid: int) -> int:
     """Resident memory the process allocated itself. The file-backed rest (the queue's memory-mapped
     database) is page cache the kernel reclaims under pressure."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "RssAnon")
 
 
 class Collector:

@@ -68,6 +68,8 @@ def _prometheus(url: pulumi.Input[str], sigv4_region: Optional[str]) -> DataSour
     )
 
 
+# Links from a span look this far around it: five minutes before its start to five after its end.
+_AROUND_THE_SPAN = {"spanStartTimeShift": "-5m", "spanEndTimeShift": "5m"}
 # Span metrics made by the collector's span-metrics connector, from every span.
 _SPAN_METRICS_QUERIES = [
     {"name": "Request rate", "query": "sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags}[5m]))"},
@@ -91,8 +93,7 @@ def _tempo(url: str) -> DataSourceDefinition:
         json_data={
             "tracesToLogsV2": {
                 "datasourceUid": LOKI_UID,
-                "spanStartTimeShift": "-5m",
-                "spanEndTimeShift": "5m",
+                **_AROUND_THE_SPAN,
                 "tags": [{"key": "service.name", "value": "service_name"}],
                 # OTLP logs carry trace_id as structured metadata, not in the line: filter on it.
                 "customQuery": True,
@@ -100,8 +101,7 @@ def _tempo(url: str) -> DataSourceDefinition:
             },
             "tracesToMetrics": {
                 "datasourceUid": PROMETHEUS_UID,
-                "spanStartTimeShift": "-5m",
-                "spanEndTimeShift": "5m",
+                **_AROUND_THE_SPAN,
                 "tags": [{"key": "service.name", "value": "service_name"}],
                 "queries": _SPAN_METRICS_QUERIES,
             },
@@ -110,7 +110,7 @@ def _tempo(url: str) -> DataSourceDefinition:
             "serviceMap": {"datasourceUid": PROMETHEUS_UID},
             "nodeGraph": {"enabled": True},
             "search": {"hide": False},
-            "traceQuery": {"timeShiftEnabled": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m"},
+            "traceQuery": {"timeShiftEnabled": True, **_AROUND_THE_SPAN},
             "streamingEnabled": {"search": True, "metrics": True},
         },
     )
