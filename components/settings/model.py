@@ -75,10 +75,6 @@ class Retention:
     def days(self) -> int:
         return covering_days(self.hours)
 
-    @property
-    def seconds(self) -> int:
-        return self.hours * 3600
-
 
 @dataclass(frozen=True)
 class PrometheusStorage:
