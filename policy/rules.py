@@ -2,7 +2,8 @@
 
 A resource rule takes (type, props, opts) and returns its violations as messages; a stack rule takes
 every resource and returns (message, urn) pairs. Props are the engine's view: camelCase keys, JSON
-policies and container definitions as strings. __main__.py wraps each rule for pulumi_policy.
+policies and container definitions as strings. pack.py wraps each rule for pulumi_policy, and
+__main__.py serves the pack.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ _SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|TOKEN|SECRET|KEY|APIKEY|CREDEN
 # Names that point at where a secret is (a file), not at the secret itself.
 _SECRET_POINTER = re.compile(r"_(FILE|PATH|ARN|ID|NAME)$", re.IGNORECASE)
 _LOOPBACK = ("127.0.0.1", "::1")
+# Production stacks: their data stores must be protected (productionStacks, by default), and the
+# workflows deploy them only through the protected `production` environment (scripts/stacks.py).
 PRODUCTION_STACKS = ("prod",)
 
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from components.plan import plan_stack  # noqa: E402
 from components.services.collector import render_collector_config  # noqa: E402
 from components.services.collector_tiers import ALL, INGEST, SAMPLER  # noqa: E402
+from components.settings import load_stack_settings  # noqa: E402
 from components.yamltext import to_yaml  # noqa: E402
-from tests.processes import Collector, anonymous_rss_bytes, free_port, wait_for  # noqa: E402
-from tests.test_settings import settings_for  # noqa: E402
+from scripts.local_collector import Collector, anonymous_rss_bytes, free_port, status_bytes, wait_for  # noqa: E402
 
 # The traces pipeline before issue 9 (the last commit before it): a head sampler at the end of the
 # traces pipeline, Tempo's metrics generator making the span metrics. Its collector had the
@@ -140,7 +140,7 @@ def sink(otelcol: str, workdir: Path) -> tuple[subprocess.Popen, int]:
 
 def single(otelcol: str, workdir: Path, sink_port: int, config: dict) -> Collector:
     """One collector running `config`, on the loopback addresses Collector chose, sending to the sink."""
-    collector = Collector(otelcol, settings_for("dev"), workdir, tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
+    collector = Collector(otelcol, load_stack_settings("dev"), workdir, tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
                           prometheus="http://127.0.0.1:9/api/v1/write")
     listen = copy.deepcopy(collector.config)
     config = copy.deepcopy(config)
@@ -153,7 +153,7 @@ def single(otelcol: str, workdir: Path, sink_port: int, config: dict) -> Collect
 
 
 def today_config() -> dict:
-    return render_collector_config(plan_stack(settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)), ALL)
+    return render_collector_config(plan_stack(load_stack_settings("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)), ALL)
 
 
 def before_issue_9_config() -> dict:
@@ -185,7 +185,7 @@ def bare_config() -> dict:
 
 def tiers(otelcol: str, workdir: Path, sink_port: int) -> list[Collector]:
     """An ingest collector routing by trace id (its disk queue in front) to one sampler, on loopback."""
-    settings = settings_for("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)
+    settings = load_stack_settings("dev", traceSamplingPercentage=SAMPLING_PERCENTAGE)
     (workdir / "sampler").mkdir()
     (workdir / "ingest").mkdir()
     sampler = Collector(otelcol, settings, workdir / "sampler", tempo=f"127.0.0.1:{sink_port}", loki="http://127.0.0.1:9/otlp",
@@ -213,10 +213,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "VmHWM")
 
 
 def spans(metrics_port: int, name: str, label: str = "", value: str = "") -> float:
@@ -283,7 +280,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "collector.md")
-    parser.add_argument("--container-mib", type=int, default=settings_for("dev").memory_mb("collector"),
+    parser.add_argument("--container-mib", type=int, default=load_stack_settings("dev").memory_mb("collector"),
                         help="the collector container's memory the limiters are sized for (default: the dev stack's)")
     parser.add_argument("--only", default="", help="run only the variants whose name contains this")
     args = parser.parse_args()

@@ -20,9 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
+from policy.rules import PRODUCTION_STACKS
 
-# Deployed only through the protected `production` environment, never with the other stacks.
-PRODUCTION_STACKS = ("prod",)
 _STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^/]+)\.yaml$")
 _NO_DEPLOY_EFFECT = re.compile(r"^(docs/|tests/|.*\.md$)")
 

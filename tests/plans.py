@@ -6,20 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from components.plan import StackPlan, placeholder_stores, plan_stack, plan_with_collector
+from components.plan import placeholder_stores, plan_stack
 from components.platforms.spec import MetricsStore
 from components.services.collector_config import render_collector_config
-from components.services.collector_tiers import ALL, scaled_topology
+from components.services.collector_tiers import ALL
 from components.services.prometheus import render_prometheus_config
 from components.settings import Settings
-
-
-def plan_with_tier(plan: StackPlan, tier: str) -> StackPlan:
-    """The plan, or, where it runs one collector and a tier (or its scrape job) of the scaled
-    shape is asked for, the same stack with the collector in two tiers."""
-    if tier == ALL or any(tier in (t.kind, t.job) for t in plan.collector.tiers):
-        return plan
-    return plan_with_collector(plan.settings, plan.facts, scaled_topology(plan.facts, 1, 2))
+from scripts.local_collector import plan_with_tier
 
 
 def collector_config(settings: Settings, tier: str = ALL, metrics: Optional[MetricsStore] = None) -> dict[str, Any]:

@@ -11,18 +11,10 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from components.grafana.alerting import FOLDER_UID
-from components.grafana.alerts import (
-    EXPRESSION_UID,
-    SEVERITIES,
-    AlertRulesError,
-    all_rules,
-    load_rule_groups,
-    promql_rules,
-    rule_stages,
-    runbook_anchors,
-    severity_routes,
-)
+from components.grafana.alert_model import SEVERITIES
+from components.grafana.alert_stages import EXPRESSION_UID, rule_stages
+from components.grafana.alerting import FOLDER_UID, severity_routes
+from components.grafana.alerts import AlertRulesError, all_rules, load_rule_groups, promql_rules, runbook_anchors
 from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import label_names, label_replace_targets, metric_names
 from components.grafana.runbook import RUNBOOK_UID, anchor, runbook_dashboard, runbook_links, runbook_sections

@@ -10,14 +10,8 @@ import json
 
 import pytest
 
-from components.grafana.alerts import (
-    EXPRESSION_UID,
-    AlertRulesError,
-    RuleContext,
-    all_rules,
-    load_rule_groups,
-    rule_stages,
-)
+from components.grafana.alert_stages import EXPRESSION_UID, RuleContext, rule_stages
+from components.grafana.alerts import AlertRulesError, all_rules, load_rule_groups
 from components.grafana.cloudwatch import CLOUDWATCH_UID, documented_metric_problems
 from components.grafana.content import DATASOURCE_UIDS
 from components.services.collector import NAME as COLLECTOR

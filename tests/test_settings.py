@@ -9,15 +9,9 @@ import pytest
 import yaml
 
 from components.settings import SettingsError, load_settings
+from components.settings import load_stack_settings as settings_for
 from components.stackconfig import load_stack_config, stack_names
 from tests.harness import PROJECT, project_path, run_program
-
-
-def settings_for(stack: str, **overrides: str):
-    stack_config = load_stack_config(stack)
-    config = {k.split(":", 1)[1]: v for k, v in stack_config.items() if k.startswith(f"{PROJECT}:")}
-    config.update(overrides)
-    return load_settings(config.get, PROJECT, stack, aws_region=stack_config.get("aws:region"), given_keys=list(config))
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -248,7 +242,7 @@ def test_a_wrong_value_is_named_once_and_truly(key, value, message, not_said):
 # With the managed metrics store, whose retention has an upper bound.
 AMP_BAD_INPUTS = [
     ("prometheusRetention", "160w", "prometheusRetention: is 26880h, more than 1095 days (26280h)"),
-    # One hour over the limit reads as over it, not as "1095 days" (issue 12, item 15).
+    # One hour over the limit reads as over it, not as "1095 days".
     ("prometheusRetention", "26281h", "prometheusRetention: is 26281h, more than 1095 days (26280h), the most Amazon"),
 ]
 # Tasks in public subnets of a given VPC need only the public subnets; private ones given as well are refused.

@@ -1,5 +1,6 @@
 """Grafana-managed alerting through the provider: the rule folder and groups, contact points and the
-notification policy. What the rules say lives in configs/alerts/ (loaded by components/grafana/alerts.py)."""
+notification policy, and which channels each severity reaches. What the rules say lives in
+configs/alerts/ (loaded by components/grafana/alerts.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,8 @@ from typing import Any
 import pulumi
 import pulumiverse_grafana as grafana
 
-from components.grafana.alerts import (
-    CONDITION_REF,
-    SEVERITIES,
-    AlertRule,
-    RuleContext,
-    RuleGroup,
-    describe_routes,
-    rule_stages,
-    severity_routes,
-)
+from components.grafana.alert_model import SEVERITIES, AlertRule, RuleGroup
+from components.grafana.alert_stages import CONDITION_REF, RuleContext, rule_stages
 from components.settings import AlertContacts
 
 FOLDER_UID = "alert-rules"
@@ -30,6 +23,37 @@ GROUP_BY = ["grafana_folder", "alertname"]
 
 def contact_point_name(severity: str) -> str:
     return f"{severity} alerts"
+
+
+# Which channels each severity reaches when configured, most urgent first.
+SEVERITY_CHANNELS = {
+    "critical": ("pagerduty", "slack", "email"),
+    "warning": ("slack", "email"),
+    "info": ("email",),
+}
+# When none of a severity's channels is configured it falls back to the least intrusive one that is.
+FALLBACK_ORDER = ("email", "slack", "pagerduty")
+
+
+def severity_routes(configured: set[str]) -> dict[str, tuple[str, ...]]:
+    """severity -> the channels its alerts go to; empty when no channel is configured."""
+    if not configured:
+        return {}
+    routes = {}
+    for severity, channels in SEVERITY_CHANNELS.items():
+        chosen = tuple(c for c in channels if c in configured)
+        routes[severity] = chosen or (next(c for c in FALLBACK_ORDER if c in configured),)
+    return routes
+
+
+def describe_routes(routes: dict[str, tuple[str, ...]]) -> str:
+    if not routes:
+        return (
+            "No contact point configured (alertEmailAddresses, alertSlackWebhookUrl, "
+            "alertPagerDutyIntegrationKey): alert rules are evaluated and shown in Grafana under "
+            "Alerting > Alert rules, but nobody is notified."
+        )
+    return "; ".join(f"{severity} -> {', '.join(channels)}" for severity, channels in routes.items())
 
 
 class Alerting(pulumi.ComponentResource):

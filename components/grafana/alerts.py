@@ -1,8 +1,8 @@
 """Alert rules as files: configs/alerts/<group>.yaml, one Grafana rule group per file.
 
-Pure functions only: loading and validating the files, turning a rule into the query stages of a
-Grafana-managed rule, and deciding which contact point each severity goes to. The resources are
-created in components/grafana/alerting.py.
+Pure functions only: loading and validating the files into the rules of alert_model.py. Their query
+stages are made in alert_stages.py; the resources, and which contact point each severity goes to,
+in alerting.py.
 
 A rule file:
 
@@ -34,23 +34,17 @@ stacks with CloudWatch.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.grafana.cloudwatch import (
-    CLOUDWATCH_UID,
-    STACK_CONSTANTS,
-    STATISTICS,
-    documented_metric_problems,
-    metric_query,
-    render_dimensions,
-)
+from components.grafana.alert_model import DEFAULT_DATASOURCE, SEVERITIES, AlertRule, CloudWatchCondition, RuleGroup
+
+# Where components/render.py and components/stack.py import them from.
+from components.grafana.alert_stages import RuleContext, rule_stages  # noqa: F401
+from components.grafana.cloudwatch import STACK_CONSTANTS, STATISTICS, documented_metric_problems
 from components.grafana.runbook import anchor
 from components.settings import ProblemsError
 from components.stackconfig import PROJECT_DIR
@@ -61,25 +55,12 @@ RUNBOOK_PATH = PROJECT_DIR / "docs" / "runbook.md"
 # Where runbook links point: the runbook as the repository shows it.
 RUNBOOK_DOC = "docs/runbook.md"
 
-SEVERITIES = ("critical", "warning", "info")
 NO_DATA_STATES = ("OK", "NoData", "KeepLast", "Alerting")
 EXEC_ERR_STATES = ("OK", "Error", "KeepLast", "Alerting")
-# Grafana's server-side expressions are addressed by this pseudo data source uid.
-EXPRESSION_UID = "__expr__"
-DEFAULT_DATASOURCE = "prometheus"
-
-# Stage names in every rule: A the query, B its last value per series, C the threshold on B.
-QUERY_REF, REDUCE_REF, CONDITION_REF = "A", "B", "C"
-# A CloudWatch ratio adds D, the divisor's query; B is then last(A) / last(D).
-DIVISOR_REF = "D"
-# The query's time range: enough for the longest range selector the rules use ([15m]).
-QUERY_RANGE_SECONDS = 900
-
 _UID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _DURATION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>[smh])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
 _THRESHOLD = re.compile(r"^(?P<op>[<>])\s*(?P<value>-?[0-9]+(?:\.[0-9]+)?)$")
-_EVALUATORS = {">": "gt", "<": "lt"}
 _RULE_KEYS = {
     "uid", "title", "severity", "for", "no_data_state", "exec_err_state", "query", "threshold",
     "summary", "description", "runbook", "datasource", "cloudwatch",
@@ -91,58 +72,6 @@ class AlertRulesError(ProblemsError):
     """One line per problem, each naming the file and the rule."""
 
     heading = "invalid alert rules"
-
-
-@dataclass(frozen=True)
-class CloudWatchCondition:
-    """What a rule reads from CloudWatch: a metric per series of its dimensions, or that metric
-    divided by a second one over the same dimensions (used / reserved)."""
-
-    namespace: str
-    metric: str
-    dimensions: dict[str, Any]
-    statistic: str
-    period_seconds: int
-    divided_by: str | None = None
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    uid: str
-    title: str
-    severity: str
-    pending_for: str
-    no_data_state: str
-    exec_err_state: str
-    # PromQL; None for a rule that only reads CloudWatch.
-    query: str | None
-    threshold_op: str
-    threshold: float
-    summary: str
-    description: str
-    runbook_anchor: str
-    datasource_uid: str = DEFAULT_DATASOURCE
-    cloudwatch: CloudWatchCondition | None = None
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {"severity": self.severity}
-
-    def annotations(self, runbook_links: Mapping[str, str]) -> dict[str, str]:
-        """runbook_links: anchor -> absolute URL of that runbook section (components/grafana/runbook.py)."""
-        return {"summary": self.summary, "description": self.description, "runbook_url": runbook_links[self.runbook_anchor]}
-
-
-@dataclass(frozen=True)
-class RuleGroup:
-    name: str
-    interval_seconds: int
-    rules: tuple[AlertRule, ...]
-    path: Path
-
-    @property
-    def slug(self) -> str:
-        return self.path.stem
 
 
 def seconds(duration: str) -> int:
@@ -347,147 +276,3 @@ def all_rules(groups: list[RuleGroup]) -> list[AlertRule]:
 def promql_rules(groups: list[RuleGroup]) -> list[AlertRule]:
     """The rules with a PromQL query (every rule but those that only read CloudWatch)."""
     return [rule for rule in all_rules(groups) if rule.query is not None]
-
-
-@dataclass(frozen=True)
-class QueryStage:
-    """One entry of a Grafana rule's `data`: a data source query or a server-side expression."""
-
-    ref_id: str
-    datasource_uid: str
-    model: dict[str, Any]
-    relative_from_seconds: int = 0
-
-    @property
-    def model_json(self) -> str:
-        return json.dumps(self.model, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    """What a stack gives its rules: its data sources, and the values `$name` takes in CloudWatch
-    dimensions (e.g. its ECS cluster)."""
-
-    datasource_uids: frozenset[str] = frozenset({DEFAULT_DATASOURCE})
-    constants: Mapping[str, Any] = field(default_factory=dict)
-
-    def reads_cloudwatch(self, rule: AlertRule) -> bool:
-        return rule.cloudwatch is not None and CLOUDWATCH_UID in self.datasource_uids
-
-    def rules(self, group: RuleGroup) -> tuple[AlertRule, ...]:
-        """The group's rules this stack evaluates: a CloudWatch-only rule needs CloudWatch."""
-        return tuple(rule for rule in group.rules if rule.query is not None or self.reads_cloudwatch(rule))
-
-
-_EXPRESSION = {"type": EXPRESSION_UID, "uid": EXPRESSION_UID}
-
-
-def _last(ref_id: str, of: str) -> QueryStage:
-    return QueryStage(
-        ref_id=ref_id,
-        datasource_uid=EXPRESSION_UID,
-        model={
-            "refId": ref_id,
-            "datasource": _EXPRESSION,
-            "type": "reduce",
-            "expression": of,
-            "reducer": "last",
-            # A NaN (0/0) is no evidence either way: drop it rather than alert or clear on it.
-            "settings": {"mode": "dropNN"},
-        },
-    )
-
-
-def _prometheus_stages(rule: AlertRule) -> list[QueryStage]:
-    query = QueryStage(
-        ref_id=QUERY_REF,
-        datasource_uid=rule.datasource_uid,
-        relative_from_seconds=QUERY_RANGE_SECONDS,
-        model={
-            "refId": QUERY_REF,
-            "datasource": {"type": "prometheus", "uid": rule.datasource_uid},
-            "editorMode": "code",
-            "expr": rule.query,
-            "instant": True,
-            "range": False,
-            "intervalMs": 1000,
-            "maxDataPoints": 43200,
-        },
-    )
-    return [query, _last(REDUCE_REF, QUERY_REF)]
-
-
-def _cloudwatch_stages(condition: CloudWatchCondition, constants: Mapping[str, Any]) -> list[QueryStage]:
-    """A the metric over the last 15 minutes; B its last value per series, or, with a divisor D,
-    last(A) / last(D) per series (server-side math pairs series with equal labels, i.e. the same
-    dimension values). Reducing first keeps a missing latest point of one metric from voiding both."""
-    dimensions = render_dimensions(condition.dimensions, constants)
-
-    def query(ref_id: str, metric: str) -> QueryStage:
-        model = metric_query(ref_id, condition.namespace, metric, dimensions, condition.statistic, condition.period_seconds)
-        return QueryStage(ref_id=ref_id, datasource_uid=CLOUDWATCH_UID, relative_from_seconds=QUERY_RANGE_SECONDS, model=model)
-
-    if condition.divided_by is None:
-        return [query(QUERY_REF, condition.metric), _last(REDUCE_REF, QUERY_REF)]
-    last_query, last_divisor = f"{QUERY_REF}_last", f"{DIVISOR_REF}_last"
-    # Math names other stages $RefID, or ${RefID} for any name (Grafana: "Write expression queries", Math).
-    ratio = {"refId": REDUCE_REF, "datasource": _EXPRESSION, "type": "math", "expression": f"${{{last_query}}} / ${{{last_divisor}}}"}
-    return [
-        query(QUERY_REF, condition.metric),
-        query(DIVISOR_REF, condition.divided_by),
-        _last(last_query, QUERY_REF),
-        _last(last_divisor, DIVISOR_REF),
-        QueryStage(ref_id=REDUCE_REF, datasource_uid=EXPRESSION_UID, model=ratio),
-    ]
-
-
-def rule_stages(rule: AlertRule, context: RuleContext = RuleContext()) -> list[QueryStage]:
-    """The stages ending in B, the value per series, then C, the threshold on B (the condition):
-    from CloudWatch where the stack has it and the rule reads it, else from the rule's PromQL."""
-    if rule.cloudwatch is not None and context.reads_cloudwatch(rule):
-        stages = _cloudwatch_stages(rule.cloudwatch, context.constants)
-    else:
-        stages = _prometheus_stages(rule)
-    condition = QueryStage(
-        ref_id=CONDITION_REF,
-        datasource_uid=EXPRESSION_UID,
-        model={
-            "refId": CONDITION_REF,
-            "datasource": _EXPRESSION,
-            "type": "threshold",
-            "expression": REDUCE_REF,
-            "conditions": [{"evaluator": {"type": _EVALUATORS[rule.threshold_op], "params": [rule.threshold]}}],
-        },
-    )
-    return [*stages, condition]
-
-
-# Which channels each severity reaches when configured, most urgent first.
-SEVERITY_CHANNELS = {
-    "critical": ("pagerduty", "slack", "email"),
-    "warning": ("slack", "email"),
-    "info": ("email",),
-}
-# When none of a severity's channels is configured it falls back to the least intrusive one that is.
-FALLBACK_ORDER = ("email", "slack", "pagerduty")
-
-
-def severity_routes(configured: set[str]) -> dict[str, tuple[str, ...]]:
-    """severity -> the channels its alerts go to; empty when no channel is configured."""
-    if not configured:
-        return {}
-    routes = {}
-    for severity, channels in SEVERITY_CHANNELS.items():
-        chosen = tuple(c for c in channels if c in configured)
-        routes[severity] = chosen or (next(c for c in FALLBACK_ORDER if c in configured),)
-    return routes
-
-
-def describe_routes(routes: dict[str, tuple[str, ...]]) -> str:
-    if not routes:
-        return (
-            "No contact point configured (alertEmailAddresses, alertSlackWebhookUrl, "
-            "alertPagerDutyIntegrationKey): alert rules are evaluated and shown in Grafana under "
-            "Alerting > Alert rules, but nobody is notified."
-        )
-    return "; ".join(f"{severity} -> {', '.join(channels)}" for severity, channels in routes.items())

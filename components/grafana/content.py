@@ -41,100 +41,108 @@ def datasource_definitions(
     """URLs are the internal addresses Grafana's server reaches; uids are fixed so dashboards and
     correlations can name them. prometheus_sigv4_region: the metrics store is a managed one that
     Grafana queries signed with its own AWS credentials. cloudwatch_region: add CloudWatch (aws)."""
-    cloudwatch = (
-        # authType default: the AWS SDK's credential chain, i.e. the Grafana task role.
-        [DataSourceDefinition(uid=CLOUDWATCH_UID, name="CloudWatch", type="cloudwatch", url="",
-                              json_data={"authType": "default", "defaultRegion": cloudwatch_region})]
-        if cloudwatch_region
-        else []
-    )
-    sigv4 = (
-        {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": prometheus_sigv4_region}
-        if prometheus_sigv4_region
-        else {}
-    )
     return [
-        DataSourceDefinition(
-            uid=PROMETHEUS_UID,
-            name="Prometheus",
-            type="prometheus",
-            url=prometheus_url,
-            is_default=True,
-            json_data={
-                "httpMethod": "POST",
-                "prometheusType": "Prometheus",
-                # Exemplars link to their trace: the collector's remote-write exporter labels them
-                # trace_id (the span-metrics connector's exemplars, and the apps' own).
-                "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TEMPO_UID}],
-                **sigv4,
-            },
-        ),
-        DataSourceDefinition(
-            uid=TEMPO_UID,
-            name="Tempo",
-            type="tempo",
-            url=tempo_url,
-            json_data={
-                "tracesToLogsV2": {
-                    "datasourceUid": LOKI_UID,
-                    "spanStartTimeShift": "-5m",
-                    "spanEndTimeShift": "5m",
-                    "tags": [{"key": "service.name", "value": "service_name"}],
-                    # OTLP logs carry trace_id as structured metadata, not in the line: filter on it.
-                    "customQuery": True,
-                    "query": '{${__tags}} | trace_id="${__trace.traceId}"',
-                },
-                "tracesToMetrics": {
-                    "datasourceUid": PROMETHEUS_UID,
-                    "spanStartTimeShift": "-5m",
-                    "spanEndTimeShift": "5m",
-                    # Span metrics made by the collector's span-metrics connector, from every span.
-                    "tags": [{"key": "service.name", "value": "service_name"}],
-                    "queries": [
-                        {
-                            "name": "Request rate",
-                            "query": "sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags}[5m]))",
-                        },
-                        {
-                            "name": "Error rate",
-                            "query": 'sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags, status_code="STATUS_CODE_ERROR"}[5m]))',
-                        },
-                        {
-                            "name": "p95 latency",
-                            "query": "histogram_quantile(0.95, sum by (le, span_name) (rate(traces_span_metrics_duration_seconds_bucket{$__tags}[5m])))",
-                        },
-                    ],
-                },
-                # The service map reads traces_service_graph_request_total, ..._failed_total and
-                # ..._server_seconds, which the collector's service-graph connector writes there.
-                "serviceMap": {"datasourceUid": PROMETHEUS_UID},
-                "nodeGraph": {"enabled": True},
-                "search": {"hide": False},
-                "traceQuery": {"timeShiftEnabled": True, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m"},
-                "streamingEnabled": {"search": True, "metrics": True},
-            },
-        ),
-        DataSourceDefinition(
-            uid=LOKI_UID,
-            name="Loki",
-            type="loki",
-            url=loki_url,
-            json_data={
-                # OTLP logs keep trace_id as structured metadata, so match the label, not the line.
-                "derivedFields": [
-                    {
-                        "name": "TraceID",
-                        "matcherType": "label",
-                        "matcherRegex": "trace_id",
-                        "datasourceUid": TEMPO_UID,
-                        "url": "${__value.raw}",
-                        "urlDisplayLabel": "View trace",
-                    }
-                ],
-            },
-        ),
-        *cloudwatch,
+        _prometheus(prometheus_url, prometheus_sigv4_region),
+        _tempo(tempo_url),
+        _loki(loki_url),
+        *([_cloudwatch(cloudwatch_region)] if cloudwatch_region else []),
     ]
+
+
+def _prometheus(url: pulumi.Input[str], sigv4_region: Optional[str]) -> DataSourceDefinition:
+    sigv4 = {"sigV4Auth": True, "sigV4AuthType": "default", "sigV4Region": sigv4_region} if sigv4_region else {}
+    return DataSourceDefinition(
+        uid=PROMETHEUS_UID,
+        name="Prometheus",
+        type="prometheus",
+        url=url,
+        is_default=True,
+        json_data={
+            "httpMethod": "POST",
+            "prometheusType": "Prometheus",
+            # Exemplars link to their trace: the collector's remote-write exporter labels them
+            # trace_id (the span-metrics connector's exemplars, and the apps' own).
+            "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TEMPO_UID}],
+            **sigv4,
+        },
+    )
+
+
+# Links from a span look this far around it: five minutes before its start to five after its end.
+_AROUND_THE_SPAN = {"spanStartTimeShift": "-5m", "spanEndTimeShift": "5m"}
+# Span metrics made by the collector's span-metrics connector, from every span.
+_SPAN_METRICS_QUERIES = [
+    {"name": "Request rate", "query": "sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags}[5m]))"},
+    {
+        "name": "Error rate",
+        "query": 'sum by (span_name) (rate(traces_span_metrics_calls_total{$__tags, status_code="STATUS_CODE_ERROR"}[5m]))',
+    },
+    {
+        "name": "p95 latency",
+        "query": "histogram_quantile(0.95, sum by (le, span_name) (rate(traces_span_metrics_duration_seconds_bucket{$__tags}[5m])))",
+    },
+]
+
+
+def _tempo(url: str) -> DataSourceDefinition:
+    return DataSourceDefinition(
+        uid=TEMPO_UID,
+        name="Tempo",
+        type="tempo",
+        url=url,
+        json_data={
+            "tracesToLogsV2": {
+                "datasourceUid": LOKI_UID,
+                **_AROUND_THE_SPAN,
+                "tags": [{"key": "service.name", "value": "service_name"}],
+                # OTLP logs carry trace_id as structured metadata, not in the line: filter on it.
+                "customQuery": True,
+                "query": '{${__tags}} | trace_id="${__trace.traceId}"',
+            },
+            "tracesToMetrics": {
+                "datasourceUid": PROMETHEUS_UID,
+                **_AROUND_THE_SPAN,
+                "tags": [{"key": "service.name", "value": "service_name"}],
+                "queries": _SPAN_METRICS_QUERIES,
+            },
+            # The service map reads traces_service_graph_request_total, ..._failed_total and
+            # ..._server_seconds, which the collector's service-graph connector writes there.
+            "serviceMap": {"datasourceUid": PROMETHEUS_UID},
+            "nodeGraph": {"enabled": True},
+            "search": {"hide": False},
+            "traceQuery": {"timeShiftEnabled": True, **_AROUND_THE_SPAN},
+            "streamingEnabled": {"search": True, "metrics": True},
+        },
+    )
+
+
+def _loki(url: str) -> DataSourceDefinition:
+    return DataSourceDefinition(
+        uid=LOKI_UID,
+        name="Loki",
+        type="loki",
+        url=url,
+        json_data={
+            # OTLP logs keep trace_id as structured metadata, so match the label, not the line.
+            "derivedFields": [
+                {
+                    "name": "TraceID",
+                    "matcherType": "label",
+                    "matcherRegex": "trace_id",
+                    "datasourceUid": TEMPO_UID,
+                    "url": "${__value.raw}",
+                    "urlDisplayLabel": "View trace",
+                }
+            ],
+        },
+    )
+
+
+def _cloudwatch(region: str) -> DataSourceDefinition:
+    # authType default: the AWS SDK's credential chain, i.e. the Grafana task role.
+    return DataSourceDefinition(
+        uid=CLOUDWATCH_UID, name="CloudWatch", type="cloudwatch", url="", json_data={"authType": "default", "defaultRegion": region}
+    )
 
 
 def _dashboard_json(model: dict[str, Any], datasource_uids: set[str], constants: Mapping[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The stack's settings: model.py (the typed model), reader.py (reading and validating one config
-value), load.py (the stack's keys and rules). Importers use the names below."""
+value), load.py (reading the stack's keys in order, one area per module: images.py, stores.py,
+exposure.py, aws.py, contacts.py). Importers use the names below."""
 
-from components.settings.load import SECRET_KEYS, load_from_pulumi, load_settings
+from components.settings.load import SECRET_KEYS, load_from_pulumi, load_settings, load_stack_settings
 from components.settings.model import SERVICES, AlertContacts, AwsSettings, Secret, Settings, SmtpSettings
 from components.settings.reader import VERSION_TAG, ProblemsError, SettingsError
 
@@ -18,4 +19,5 @@ __all__ = [
     "SmtpSettings",
     "load_from_pulumi",
     "load_settings",
+    "load_stack_settings",
 ]

@@ -1,7 +1,7 @@
 """The stack's settings: one typed model of the stack configuration and the values it allows.
 
-components/settings/load.py builds it from the stack config (defaults live in Pulumi.yaml), with
-the generic value readers of components/settings/reader.py.
+load.py builds it from the stack config (defaults live in Pulumi.yaml), one area of keys per module
+(images.py, stores.py, exposure.py, aws.py, contacts.py), with the value readers of reader.py.
 """
 
 from __future__ import annotations
@@ -16,25 +16,13 @@ SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
 # Images confirmed to publish linux/arm64 (a manifest list with an arm64 entry), by repository and
 # tag; ARM64 tasks run only these (Fargate cannot start an image without the task's architecture).
-# Where each was checked:
+# Where each was checked: docs/arm64-images.md.
 ARM64_IMAGES = {
-    # opentelemetry-collector-releases distributions/otelcol-contrib/.goreleaser.yaml (a recent
-    # revision, not read at the v0.159.0 tag): the {{ .Version }} manifest lists the -arm64 image.
     "otel/opentelemetry-collector-contrib": ("0.159.0",),
-    # prometheus Makefile.common at v3.14.0 (Go module v0.314.0): DOCKER_ARCHS includes arm64, and
-    # the release pushes prom/prometheus:<tag> as a manifest over those architectures.
     "prom/prometheus": ("v3.14.0",),
-    # tempo .github/workflows/publish-images.yml (a revision before 3.0): release tags are built for
-    # linux/amd64,linux/arm64.
     "grafana/tempo": ("3.0.3",),
-    # loki .github/release-workflows.jsonnet (a 3.x revision, not the v3.7.6 tag): the loki image
-    # job keeps the default platforms (amd64, arm64, arm), skipArm=false.
     "grafana/loki": ("3.7.6",),
-    # grafana/grafana release build scripts (revisions before 13.x): docker:grafana:linux/arm64 is
-    # among the published images; 13.2.0's own manifest list was not read.
     "grafana/grafana": ("13.2.0",),
-    # docker-library/official-images library/busybox (a revision of the 1.32 line): every tag's
-    # Architectures include arm64v8; the 1.37.0 entry was not read.
     "busybox": ("1.37.0",),
 }
 # Where tasks run: "public" subnets with a public IP each and no NAT gateway (their security
@@ -66,22 +54,26 @@ FARGATE_MAX_EPHEMERAL_STORAGE_GIB = 200
 PROMETHEUS_MAX_RETENTION_SHARE = 85
 
 
+def covering_days(hours: int) -> int:
+    """The whole days that cover `hours`, rounded up: what a store that keeps days is given."""
+    return -(-hours // 24)
+
+
 @dataclass(frozen=True)
 class Retention:
     hours: int
 
     @property
-    def prometheus(self) -> str:
-        return f"{self.hours}h"
-
-    @property
     def go_duration(self) -> str:
-        """Go's time.ParseDuration has no days: Tempo wants hours."""
+        """In hours, which Prometheus, Tempo and Loki all read (Go's time.ParseDuration has no days)."""
         return f"{self.hours}h"
 
+    # The name components/services/prometheus.py reads; the same value as go_duration.
+    prometheus = go_duration
+
     @property
-    def seconds(self) -> int:
-        return self.hours * 3600
+    def days(self) -> int:
+        return covering_days(self.hours)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ _HOURS_PER_UNIT = {"h": 1, "d": 24, "w": 24 * 7}
 _SHORT_DURATION = re.compile(r"^(?P<count>[1-9][0-9]*)(?P<unit>ms|s)$")
 _MS_PER_UNIT = {"ms": 1, "s": 1000}
 EMAIL = re.compile(r"^[^@\s,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
 
 
 class ConfigReader:
@@ -248,7 +249,7 @@ class ConfigReader:
             self.problem(key, f"{value!r} is not a whole number of days (the index period is 24h); allowed: e.g. 7d, 744h")
         return Retention(hours=hours)
 
-    def short_duration_ms(self, key: str, maximum_ms: int) -> int:
+    def short_duration_ms(self, key: str, maximum_ms: int, why_maximum: str) -> int:
         value = self.raw(key)
         if value is None:
             return maximum_ms
@@ -258,7 +259,7 @@ class ConfigReader:
             return maximum_ms
         ms = int(match.group("count")) * _MS_PER_UNIT[match.group("unit")]
         if ms > maximum_ms:
-            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms (the sampler decides within 10s of a trace's first span)")
+            self.problem(key, f"{value!r} is too long; allowed: at most {maximum_ms}ms ({why_maximum})")
         return ms
 
     def percentage(self, key: str) -> float:
