@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -37,7 +38,8 @@ class Registered:
     urn: str = ""
     # The parent's URN as the mock monitor made it ("" for the stack itself).
     parent_urn: str = ""
-    # Resource options as the engine receives them: protect, retainOnDelete, ignoreChanges, aliases.
+    # Resource options as the engine receives them: protect, retainOnDelete, ignoreChanges, aliases, and
+    # the dependencies (explicit and from inputs), secret outputs and plugin version the SDK adds.
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,11 +146,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def run_program(
-    stack: str, overrides: Optional[dict[str, Optional[str]]] = None, secret_keys: tuple[str, ...] = ()
+    stack: str,
+    overrides: Optional[dict[str, Optional[str]]] = None,
+    secret_keys: tuple[str, ...] = (),
+    main: Optional[Callable[[], None]] = None,
 ) -> ProgramRun:
     """Run __main__.py for a stack file; overrides set (or, with None, remove) config keys.
 
     secret_keys: keys the stack stores encrypted, as `pulumi config set --secret` would mark them.
+    main: run instead of __main__.py under the same config and mocks (the replay in tests/replay.py).
     """
     config = load_stack_config(stack)
     for key, value in (overrides or {}).items():
@@ -165,7 +171,10 @@ def run_program(
 
     def program() -> None:
         try:
-            runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+            if main is None:
+                runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+            else:
+                main()
         except Exception as error:  # recorded; the caller asserts on it
             run.error = error
 
@@ -197,6 +206,10 @@ def _record_options(run: ProgramRun) -> None:
                     "retainOnDelete": bool(request.retainOnDelete),
                     "ignoreChanges": list(request.ignoreChanges),
                     "aliases": [_alias_spec(alias) for alias in request.aliases],
+                    "dependencies": sorted(request.dependencies),
+                    "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    "version": request.version,
+                    "pluginDownloadURL": request.pluginDownloadURL,
                 }
                 break
         return response
