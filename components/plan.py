@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import PurePosixPath
+from typing import Any, Optional
 
 import pulumi
 
@@ -17,9 +18,9 @@ from components.grafana.content import DataSourceDefinition, datasource_definiti
 from components.platforms import facts_for
 from components.platforms.facts import PlatformFacts
 from components.platforms.spec import MetricsStore, ObjectStore, Port
-from components.services import cadvisor, collector_tiers, grafana, loki, prometheus, tempo
+from components.services import cadvisor, collector_config, collector_tiers, grafana, loki, prometheus, tempo
 from components.services.collector_tiers import CollectorTopology, collector_topology
-from components.settings import Settings
+from components.settings import SERVICES, Settings
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ class StackPlan:
     def url(self, service: str, port: Port) -> str:
         return f"http://{self.hosts[service]}:{port.container_port}"
 
+    def config_documents(self, stores: Stores) -> dict[str, Any]:
+        """<service>/<file name> -> the config each service is given, for the offline render (the
+        services' components render the same, once the platform has named its stores)."""
+        documents: dict[str, Any] = {
+            _config_name(tier.service, collector_config.CONFIG_PATH): collector_config.render_collector_config(self, tier.kind, stores.metrics)
+            for tier in self.collector.tiers
+        }
+        documents[_config_name(prometheus.NAME, prometheus.CONFIG_PATH)] = prometheus.render_prometheus_config(self, stores.metrics)
+        documents[_config_name(tempo.NAME, tempo.CONFIG_PATH)] = tempo.render_tempo_config(self.settings, stores.traces)
+        documents[_config_name(loki.NAME, loki.CONFIG_PATH)] = loki.render_loki_config(self.settings, stores.logs)
+        return documents
+
     def writers_of_metrics(self) -> tuple[str, ...]:
         """The services that remote-write metrics: every collector tier and Prometheus."""
         return (*(t.service for t in self.collector.tiers), prometheus.NAME)
@@ -66,6 +79,10 @@ class StackPlan:
         )
 
 
+def _config_name(service: str, path: str) -> str:
+    return f"{service}/{PurePosixPath(path).name}"
+
+
 def plan_stack(settings: Settings, facts: Optional[PlatformFacts] = None) -> StackPlan:
     facts = facts or facts_for(settings)
     return plan_with_collector(settings, facts, collector_topology(settings, facts))
@@ -73,7 +90,8 @@ def plan_stack(settings: Settings, facts: Optional[PlatformFacts] = None) -> Sta
 
 def plan_with_collector(settings: Settings, facts: PlatformFacts, topology: CollectorTopology) -> StackPlan:
     """The plan around a given collector topology (the tests run a scaled one on one machine)."""
-    services = [tier.service for tier in topology.tiers] + [prometheus.NAME, tempo.NAME, loki.NAME, grafana.NAME]
+    # Every service the settings know (SERVICES), the collector as its tiers.
+    services = [tier.service for tier in topology.tiers] + [name for name in SERVICES if name != collector_tiers.NAME]
     if settings.container_metrics.enabled:
         services.append(cadvisor.NAME)
     hosts = {name: facts.internal_host(name) for name in services}

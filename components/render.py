@@ -21,7 +21,6 @@ from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.plan import placeholder_stores, plan_stack
-from components.services import collector_config, loki, prometheus, tempo
 from components.settings import ProblemsError, load_settings
 from components.stack import dashboard_constants
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
@@ -79,15 +78,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR, overrides: Optiona
         raise RenderError(f"stack {stack!r}: {error}") from None
     plan = plan_stack(settings)
     stores = placeholder_stores(plan.facts)
-    files = {
-        **{
-            f"{tier.service}/config.yaml": to_yaml(collector_config.render_collector_config(plan, tier.kind, stores.metrics))
-            for tier in plan.collector.tiers
-        },
-        "prometheus/prometheus.yml": to_yaml(prometheus.render_prometheus_config(plan, stores.metrics)),
-        "tempo/tempo.yaml": to_yaml(tempo.render_tempo_config(settings, stores.traces)),
-        "loki/loki.yaml": to_yaml(loki.render_loki_config(settings, stores.logs)),
-    }
+    files = {name: to_yaml(document) for name, document in plan.config_documents(stores).items()}
     datasources = plan.datasources(stores.metrics.query_url if stores.metrics else None, plan.facts.cloud_metrics_region)
     files["grafana/datasources.json"] = _json([vars(d) for d in datasources])
     buckets = [store.bucket for store in (stores.traces, stores.logs) if store is not None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from components.grafana.alerts import runbook_anchors
 from tests.harness import project_path
 
@@ -28,6 +30,11 @@ def test_readme_links_the_workflows_the_policy_pack_and_the_docs():
 
 def test_architecture_names_files_that_exist():
     text = project_path("docs", "architecture.md").read_text()
-    for path in ("components/platforms/spec.py", "components/platforms/docker.py", "components/stack.py", "components/services/collector.py",
-                 "components/grafana/content.py", "configs/collector-builder.yaml", "components/grafana/alerts.py"):
-        assert path in text and project_path(path).exists(), path
+    for path in ("components/plan.py", "components/platforms/spec.py", "components/platforms/facts.py", "components/platforms/docker.py",
+                 "components/stack.py", "components/render.py", "components/services/collector_tiers.py", "components/grafana/content.py",
+                 "configs/collector-builder.yaml", "components/grafana/alerts.py", "components/migrations.py"):
+        assert path in text, path
+    named = set(re.findall(r"`((?:components|configs|tests|scripts|policy)/[\w./-]+\.(?:py|yaml|json))`", text))
+    assert len(named) > 20
+    for path in named:
+        assert project_path(path).exists(), path

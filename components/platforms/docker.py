@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pulumi
 import pulumi_docker as docker
 
 from components.platforms.facts import DockerFacts
-from components.platforms.spec import RunningService, ServiceSpec, SpecError, resolved_when
+from components.platforms.spec import HealthCheck, RunningService, ServiceSpec, SpecError, resolved_when
 from components.settings import Settings
 
 
@@ -86,21 +88,7 @@ class DockerPlatform(pulumi.ComponentResource):
             for v in spec.volumes
         ]
         ready_volumes = self._hand_over(spec, volumes, child)
-        uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files]
-        envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
-        secret_files = [s for s in spec.secrets if s.file_env or s.file_only]
-        for secret in spec.secrets:
-            if secret in secret_files:
-                # Uploads are root's (uid 0, gid 0); 0440 lets group 0 read them.
-                uploads.append(docker.ContainerUploadArgs(file=secret.file, content=secret.value, permissions="0440"))
-                if secret.file_env:
-                    envs.append(f"{secret.file_env}={secret.file}")
-            else:
-                envs.append(pulumi.Output.concat(secret.env, "=", secret.value))
-        # A program outside group 0 (collector: 10001, Prometheus: nobody) joins it to read them;
-        # a supplementary group is not root: it adds only what root's group may read.
-        group_adds = ["0"] if secret_files and spec.user.split(":")[1] != "0" else None
-        health = spec.health
+        uploads, envs, group_adds = _files_and_environment(spec)
         container = docker.Container(
             spec.name,
             name=f"{self._prefix}-{spec.name}",
@@ -122,18 +110,10 @@ class DockerPlatform(pulumi.ComponentResource):
             security_opts=["no-new-privileges:true"] if spec.host_mounts else None,
             uploads=uploads or None,
             group_adds=group_adds,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", *health.command],
-                interval=f"{health.interval_seconds}s",
-                timeout=f"{health.timeout_seconds}s",
-                retries=health.retries,
-                start_period=f"{health.start_period_seconds}s",
-            )
-            if health
-            else None,
+            healthcheck=_healthcheck(spec.health),
             # Pulumi waits for a healthy container, so dependants start after it.
-            wait=health is not None,
-            wait_timeout=180 if health else None,
+            wait=spec.health is not None,
+            wait_timeout=180 if spec.health else None,
             restart="unless-stopped",
             memory=spec.memory_mb,
             log_driver="json-file",
@@ -165,3 +145,35 @@ def _refuse_what_one_host_cannot_do(spec: ServiceSpec) -> None:
         raise SpecError("docker", spec, "cpu_units", "containers share the host's CPUs; it reserves none")
     if spec.disk_gib is not None:
         raise SpecError("docker", spec, "disk_gib", "volumes take what the host's disk has; it sizes none")
+
+
+def _files_and_environment(spec: ServiceSpec) -> tuple[list[docker.ContainerUploadArgs], list[pulumi.Input[str]], Optional[list[str]]]:
+    """Config files and file secrets as uploads, the rest as environment, and the group that lets
+    the program read the secret files."""
+    uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files]
+    envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
+    secret_files = [s for s in spec.secrets if s.file_env or s.file_only]
+    for secret in spec.secrets:
+        if secret in secret_files:
+            # Uploads are root's (uid 0, gid 0); 0440 lets group 0 read them.
+            uploads.append(docker.ContainerUploadArgs(file=secret.file, content=secret.value, permissions="0440"))
+            if secret.file_env:
+                envs.append(f"{secret.file_env}={secret.file}")
+        else:
+            envs.append(pulumi.Output.concat(secret.env, "=", secret.value))
+    # A program outside group 0 (collector: 10001, Prometheus: nobody) joins it to read them;
+    # a supplementary group is not root: it adds only what root's group may read.
+    group_adds = ["0"] if secret_files and spec.user.split(":")[1] != "0" else None
+    return uploads, envs, group_adds
+
+
+def _healthcheck(health: Optional[HealthCheck]) -> Optional[docker.ContainerHealthcheckArgs]:
+    if health is None:
+        return None
+    return docker.ContainerHealthcheckArgs(
+        tests=["CMD", *health.command],
+        interval=f"{health.interval_seconds}s",
+        timeout=f"{health.timeout_seconds}s",
+        retries=health.retries,
+        start_period=f"{health.start_period_seconds}s",
+    )

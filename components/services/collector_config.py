@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from components.platforms.spec import MetricsStore, Port
 from components.services import loki, prometheus, tempo
 from components.services.collector_browser import BROWSER_FORWARD, BROWSER_SIGNALS, browser_ingest
+from components.services.collector_intake import intake_processors
 from components.services.collector_sampling import (
     INSTANCE_ATTRIBUTE,
     INSTANCE_DETECTION,
@@ -53,18 +54,6 @@ LOKI_EXPORTER = "otlp_http/loki"
 METRICS_EXPORTER = "prometheus_remote_write"
 METRICS_WRITERS = (METRICS_EXPORTER, SPAN_SERIES_WRITER)
 
-# Requests that only say "I am alive" or "scrape me". Matched on every attribute that carries the
-# path: http.route (stable and old), url.path (stable), http.target (old, Python's default).
-HEALTH_PATHS = ("/health", "/healthz", "/healthcheck", "/ready", "/readyz", "/livez", "/ping", "/metrics")
-PATH_ATTRIBUTES = ("http.route", "url.path", "http.target")
-
-# Attributes that carry credentials or personal data, deleted from spans and logs. Python
-# instrumentations name captured headers http.request.header.<name> with '-' turned into '_'.
-SENSITIVE_ATTRIBUTE_KEYS = ("user.email", "enduser.email", "db.statement.parameters")
-SENSITIVE_ATTRIBUTE_PATTERNS = (
-    r"(?i)^http\.(request|response)\.header\.(authorization|proxy[-_]authorization|cookie|set[-_]cookie|x[-_]api[-_]key)$",
-    r"^db\.query\.parameter\..+$",
-)
 # The memory limiter refuses data (retryable) above 80% of the container's memory; the Go
 # runtime collects garbage harder above GOMEMLIMIT, 80% of that, so refused requests' garbage
 # does not carry the heap past the limit (memorylimiterprocessor's documented pairing).
@@ -171,22 +160,7 @@ def _intake(plan: StackPlan, metrics: Optional[MetricsStore]) -> dict[str, Any]:
                 }
             }
         },
-        "processors": {
-            "filter/health": {"error_mode": "ignore", "traces": {"span": _health_span_conditions()}},
-            "attributes/scrub": {
-                "actions": [
-                    *({"key": key, "action": "delete"} for key in SENSITIVE_ATTRIBUTE_KEYS),
-                    *({"pattern": pattern, "action": "delete"} for pattern in SENSITIVE_ATTRIBUTE_PATTERNS),
-                ]
-            },
-            # insert: an app that states its own namespace or environment keeps it.
-            "resource": {
-                "attributes": [
-                    {"key": "service.namespace", "value": settings.service_namespace, "action": "insert"},
-                    {"key": "deployment.environment.name", "value": settings.environment, "action": "insert"},
-                ]
-            },
-        },
+        "processors": intake_processors(settings),
         "exporters": {
             # Loki 3 ingests OTLP natively; the old loki exporter is gone.
             LOKI_EXPORTER: _reliable({"endpoint": f"{plan.url(loki.NAME, loki.HTTP)}/otlp"}),
@@ -399,14 +373,6 @@ def _reliable(exporter: dict[str, Any]) -> dict[str, Any]:
         # errors (a rejected payload) are never retried; a full queue refuses new data instead.
         "retry_on_failure": {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": "0s"},
     }
-
-
-def _health_span_conditions() -> list[str]:
-    paths = "|".join(p.lstrip("/") for p in HEALTH_PATHS)
-    by_attribute = [f'IsMatch(attributes["{a}"], "^/({paths})/?$")' for a in PATH_ATTRIBUTES]
-    # The ASGI middleware's own child spans ("GET /health http send") carry no path attribute.
-    by_name = f'IsMatch(name, "^[A-Z]+ /({paths})/?( http (send|receive))?$")'
-    return [*by_attribute, by_name]
 
 
 def _merge(pieces: list[dict[str, Any]]) -> dict[str, Any]:

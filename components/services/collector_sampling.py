@@ -11,7 +11,7 @@ from components.settings import Settings
 # Tail sampling holds a trace in memory from its first span until its decision: DECISION_WAIT at
 # most, or DECISION_WAIT_AFTER_ROOT once the root span (which ends last) has arrived. SDKs export a
 # span up to 5 s after it ends, so a slow trace must end within DECISION_WAIT - 5 s of its first span
-# to be judged whole (the bound settings.py puts on traceSlowThreshold).
+# to be judged whole (the bound components/settings/load.py puts on traceSlowThreshold).
 DECISION_WAIT_SECONDS = 10
 DECISION_WAIT_AFTER_ROOT_SECONDS = 2
 # Traces held at once: a quarter of the container's memory at 16 KiB a trace (ten to twenty
@@ -32,18 +32,11 @@ def pending_traces(container_memory_mb: int) -> int:
 # (limit 40%, spike 15%), checked every 100 ms, before the connectors count them and before tail
 # sampling holds them. Tail sampling acknowledges a trace at once and holds it until its decision;
 # a decision then writes the trace to the disk queue, and under load the garbage of that burst comes
-# faster than the runtime collects it: about two to three times what was held, all at once when many
-# traces are decided in the same second. So what tail sampling holds must stay a small share of the
-# container. Measured in tests/test_faults.py with a few traces that grow until their decision:
-# - limit 50%, spike 15%, checked every second: heap 265-286 MiB in a 160 MiB container;
-# - the same checked every 100 ms: heap 70-162 MiB, RSS up to 194 MiB (past the container);
-# - limit 40%, spike 15%, every 100 ms (this): heap 62-80 MiB, RSS at most 101 MiB.
-# The memory limiter's README advises a shorter check_interval for spiky traffic. Metrics and logs
-# go on to the collector's general limit (80%). Also measured with that load and not taken: a
-# disk-queued loopback hop in front of tail sampling (heap past the limit), a Tempo queue that
-# blocks when full (the collector then hangs on shutdown), a smaller trace count alone (faster
-# turnover, higher heap), a batch processor after tail sampling (larger queue writes, 157-186 MiB),
-# collecting garbage before refusing (min_gc_interval_when_soft_limited: more taken, up to 141 MiB).
+# faster than the runtime collects it (two to three times what was held), so what tail sampling
+# holds must stay a small share of the container; the memory limiter's README advises a short
+# check_interval for spiky traffic. The overload runs behind these numbers, and the alternatives
+# measured and not taken: benchmarks/collector.md, "The traces limiter". Metrics and logs go on to
+# the collector's general limit (80%).
 TRACES_MEMORY_CHECK_INTERVAL = "100ms"
 TRACES_MEMORY_LIMITER = "memory_limiter/traces"
 TRACES_MEMORY_LIMIT_PERCENTAGE = 40

@@ -6,22 +6,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
-from components.platforms.spec import (
-    ConfigFile,
-    DataVolume,
-    HealthCheck,
-    ObjectStore,
-    Platform,
-    Port,
-    RunningService,
-    ServiceSpec,
-    render_when_known,
-)
+from components.platforms.spec import ObjectStore, Platform, Port, RunningService
+from components.services.bucket_store import BucketStore
 from components.settings import Settings
 
 if TYPE_CHECKING:
     from components.plan import StackPlan
-from components.yamltext import to_yaml
 
 NAME = "loki"
 HTTP = Port("http", 3100)
@@ -68,7 +58,7 @@ def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) 
             ]
         },
         "limits_config": {
-            "retention_period": f"{settings.loki_retention.hours}h",
+            "retention_period": settings.loki_retention.go_duration,
             "allow_structured_metadata": True,
         },
         # The WAL may sit on storage that does not outlive the container: flush on every stop.
@@ -83,7 +73,7 @@ def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) 
     }
 
 
-class Loki(pulumi.ComponentResource):
+class Loki(BucketStore):
     def __init__(
         self,
         plan: StackPlan,
@@ -91,22 +81,9 @@ class Loki(pulumi.ComponentResource):
         depends_on: tuple[RunningService, ...] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__("observability:components:Loki", NAME, None, opts)
-        settings = plan.settings
-        # Its bucket where the platform makes one (aws), else None.
-        self.store = store = platform.object_store(NAME, settings.loki_retention.hours, parent=self)
-        self.config_yaml = render_when_known(lambda s: to_yaml(render_loki_config(settings, s)), store)
-        spec = ServiceSpec(
-            name=NAME,
-            image=settings.image(NAME),
-            memory_mb=settings.memory_mb(NAME),
-            cpu_units=settings.cpu_units(NAME),
-            command=(f"-config.file={CONFIG_PATH}",),
-            ports=(HTTP, GRPC),
-            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
-            volumes=(DataVolume("data", DATA_DIR),),
-            # Distroless image: the binary's own probe of /ready.
-            health=HealthCheck(("/usr/bin/loki", "-health")),
+        super().__init__(
+            "observability:components:Loki", NAME, plan.settings, platform, plan.settings.loki_retention.hours, render_loki_config,
+            ports=(HTTP, GRPC), binary="/usr/bin/loki", config_path=CONFIG_PATH, data_dir=DATA_DIR,
+            depends_on=depends_on,
+            opts=opts,
         )
-        self.service = platform.run(spec, parent=self, depends_on=depends_on)
-        self.register_outputs({"url": self.service.internal_url(HTTP)})

@@ -81,7 +81,7 @@ def render_prometheus_config(plan: StackPlan, metrics: Optional[MetricsStore] = 
         "storage": {
             "tsdb": {
                 "retention": {
-                    "time": settings.prometheus_retention.prometheus,
+                    "time": settings.prometheus_retention.go_duration,
                     "size": settings.prometheus_storage.retention_size,
                 }
             }

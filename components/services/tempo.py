@@ -6,21 +6,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
-from components.platforms.spec import (
-    ConfigFile,
-    DataVolume,
-    HealthCheck,
-    ObjectStore,
-    Platform,
-    Port,
-    ServiceSpec,
-    render_when_known,
-)
+from components.platforms.spec import ObjectStore, Platform, Port
+from components.services.bucket_store import BucketStore
 from components.settings import Settings
 
 if TYPE_CHECKING:
     from components.plan import StackPlan
-from components.yamltext import to_yaml
 
 NAME = "tempo"
 HTTP = Port("http", 3200)
@@ -82,29 +73,15 @@ def render_tempo_config(settings: Settings, store: Optional[ObjectStore] = None)
     }
 
 
-class Tempo(pulumi.ComponentResource):
+class Tempo(BucketStore):
     def __init__(
         self,
         plan: StackPlan,
         platform: Platform,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__("observability:components:Tempo", NAME, None, opts)
-        settings = plan.settings
-        # Its bucket where the platform makes one (aws), else None.
-        self.store = store = platform.object_store(NAME, settings.tempo_retention.hours, parent=self)
-        self.config_yaml = render_when_known(lambda s: to_yaml(render_tempo_config(settings, s)), store)
-        spec = ServiceSpec(
-            name=NAME,
-            image=settings.image(NAME),
-            memory_mb=settings.memory_mb(NAME),
-            cpu_units=settings.cpu_units(NAME),
-            command=(f"-config.file={CONFIG_PATH}",),
-            ports=(HTTP, GRPC, OTLP_GRPC, OTLP_HTTP),
-            files=(ConfigFile(CONFIG_PATH, self.config_yaml),),
-            volumes=(DataVolume("data", DATA_DIR),),
-            # Distroless image: the binary's own probe of /ready.
-            health=HealthCheck(("/tempo", "-health")),
+        super().__init__(
+            "observability:components:Tempo", NAME, plan.settings, platform, plan.settings.tempo_retention.hours, render_tempo_config,
+            ports=(HTTP, GRPC, OTLP_GRPC, OTLP_HTTP), binary="/tempo", config_path=CONFIG_PATH, data_dir=DATA_DIR,
+            opts=opts,
         )
-        self.service = platform.run(spec, parent=self)
-        self.register_outputs({"url": self.service.internal_url(HTTP)})

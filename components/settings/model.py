@@ -68,9 +68,6 @@ class Retention:
         """In hours, which Prometheus, Tempo and Loki all read (Go's time.ParseDuration has no days)."""
         return f"{self.hours}h"
 
-    # The name components/services/prometheus.py reads; the same value as go_duration.
-    prometheus = go_duration
-
     @property
     def days(self) -> int:
         return covering_days(self.hours)
