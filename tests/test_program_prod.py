@@ -15,8 +15,8 @@ import botocore.session
 import pytest
 import yaml
 
+from components.platforms.aws.containers import CONFIG_CONTAINER
 from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
-from components.platforms.aws.service import CONFIG_CONTAINER
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, secret_file
 from components.services import collector, collector_sampling, collector_tiers, loki, prometheus, tempo

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.iam import policy
-from components.platforms.aws.storage import guard_private_bucket, tls_only
+from components.platforms.aws.storage import PrivateBucket, bucket_tls_only
 
 # Where the load balancer writes: <bucket>/<prefix>/AWSLogs/<account>/elasticloadbalancing/...
 # (Elastic Load Balancing user guide, "Access log files").
@@ -43,7 +43,7 @@ def delivery_policy(bucket_arn: str, account_id: str, regional_account: Optional
     logs = f"{bucket_arn}/{LOG_PREFIX}/AWSLogs/{account_id}/*"
     writers = [{"Service": LOG_DELIVERY_SERVICE}] + ([{"AWS": regional_account}] if regional_account else [])
     return policy(
-        tls_only(bucket_arn),
+        bucket_tls_only(bucket_arn),
         *(
             {"Sid": f"LoadBalancerDelivers{index}", "Effect": "Allow", "Principal": writer, "Action": "s3:PutObject", "Resource": logs}
             for index, writer in enumerate(writers)
@@ -54,39 +54,20 @@ def delivery_policy(bucket_arn: str, account_id: str, regional_account: Optional
 class AccessLogBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccessLogBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:AccessLogBucket", name, None, opts)
-        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain, protect=args.retain)
-        self.bucket = aws.s3.Bucket(
+        # Access logs support Amazon S3-managed keys only (SSE-S3), not KMS (user guide).
+        private = PrivateBucket(
             "alb-access-logs",
             bucket_prefix=f"{args.prefix}-alb-logs-".lower(),
-            force_destroy=not args.retain,
             tags={"Service": "alb"},
-            opts=kept,
+            expire_days=args.expire_days,
+            retain=args.retain,
+            parent=self,
         )
-        bucket = self.bucket
-        # Access logs support Amazon S3-managed keys only (SSE-S3), not KMS (user guide).
-        block = guard_private_bucket("alb-access-logs", bucket, kept)
-        aws.s3.BucketLifecycleConfiguration(
-            "alb-access-logs",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="retention",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.expire_days),
-                )
-            ],
-            opts=kept,
-        )
+        self.bucket = bucket = private.bucket
         regional_account = regional_delivery_account(args.region)
         account_id = aws.get_caller_identity_output().account_id
         # The load balancer checks it may write when logging is turned on: it waits for this.
-        self.policy = aws.s3.BucketPolicy(
-            "alb-access-logs",
-            bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, account_id).apply(lambda v: delivery_policy(v[0], v[1], regional_account)),
-            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[block])),
-        )
+        self.policy = private.policy(pulumi.Output.all(bucket.arn, account_id).apply(lambda v: delivery_policy(v[0], v[1], regional_account)))
         self.register_outputs({"bucket": bucket.bucket})
 
     def load_balancer_logs(self) -> aws.lb.LoadBalancerAccessLogsArgs:

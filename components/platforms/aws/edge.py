@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
-from components.platforms.aws.firewall import allow_tcp
+from components.platforms.aws.firewall import Rule, allow_between, allow_tcp
 from components.platforms.spec import Port, PublicRoute, ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -52,56 +52,72 @@ class Edge(pulumi.ComponentResource):
         super().__init__("observability:aws:Edge", name, None, opts)
         self._args = args
         self._next_path_priority = _PATH_ROUTE_PRIORITY
-        child = pulumi.ResourceOptions(parent=self)
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.security_group = self._security_group()
+        self.load_balancer = self._load_balancer(self._access_logs())
+        self.https_listener = self._https_listener()
+        # With a hosted zone the name resolves to the load balancer before anyone (the Grafana
+        # provider included) uses it; without one the user points DNS at loadBalancerDnsName.
+        self.dns_ready: pulumi.Output[str] = self._dns_record() if args.hosted_zone_id else self.load_balancer.dns_name
+        self.http_listener = self._http_listener()
+        self.register_outputs({"loadBalancerDnsName": self.load_balancer.dns_name, "httpsListener": self.https_listener.arn})
 
-        self.security_group = aws.ec2.SecurityGroup(
+    def _security_group(self) -> aws.ec2.SecurityGroup:
+        args = self._args
+        group = aws.ec2.SecurityGroup(
             "alb",
             vpc_id=args.vpc_id,
             description="Load balancer: HTTPS (and HTTP, redirected) from the allowed networks",
             tags={"Name": f"{args.prefix}-alb"},
-            opts=child,
+            opts=self._child,
         )
-        # The load balancer's group admits both lists; the people's routes check their own below.
+        # The load balancer's group admits both lists; the people's routes check their own (publish()).
         admitted = list(dict.fromkeys((*args.ingress_cidrs, *args.people_cidrs)))
         for port in (443, 80):
             for index, cidr in enumerate(admitted):
                 # IPv4 only, as the load balancer listens (the settings refuse IPv6 networks).
                 allow_tcp(
                     f"alb-{port}-{index}",
-                    group=self.security_group,
+                    group=group,
                     direction="in",
                     ports=port,
                     cidr=cidr,
                     description=f"{'HTTPS' if port == 443 else 'HTTP, redirected to HTTPS'} from {cidr}",
-                    opts=child,
+                    opts=self._child,
                 )
-        access_logs = (
-            AccessLogBucket(
-                "alb-access-logs",
-                AccessLogBucketArgs(prefix=args.prefix, region=args.region, expire_days=args.access_log_days, retain=args.retain_data),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            if args.access_log_days
-            else None
+        return group
+
+    def _access_logs(self) -> Optional[AccessLogBucket]:
+        args = self._args
+        if not args.access_log_days:
+            return None
+        return AccessLogBucket(
+            "alb-access-logs",
+            AccessLogBucketArgs(prefix=args.prefix, region=args.region, expire_days=args.access_log_days, retain=args.retain_data),
+            opts=self._child,
         )
-        self.load_balancer = aws.lb.LoadBalancer(
+
+    def _load_balancer(self, access_logs: Optional[AccessLogBucket]) -> aws.lb.LoadBalancer:
+        return aws.lb.LoadBalancer(
             "alb",
             load_balancer_type="application",
             internal=False,
             security_groups=[self.security_group.id],
-            subnets=list(args.public_subnet_ids),
+            subnets=list(self._args.public_subnet_ids),
             drop_invalid_header_fields=True,
             access_logs=access_logs.load_balancer_logs() if access_logs else None,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[access_logs.policy] if access_logs else [])),
+            opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[access_logs.policy] if access_logs else [])),
         )
-        self.https_listener = aws.lb.Listener(
+
+    def _https_listener(self) -> aws.lb.Listener:
+        return aws.lb.Listener(
             "https",
             load_balancer_arn=self.load_balancer.arn,
             port=443,
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
-            certificate_arn=args.certificate_arn,
-            # Only requests for our domain reach a service (see publish()).
+            certificate_arn=self._args.certificate_arn,
+            # Only requests for our domain reach a service (publish()'s rules match the host).
             default_actions=[
                 aws.lb.ListenerDefaultActionArgs(
                     type="fixed-response",
@@ -110,26 +126,25 @@ class Edge(pulumi.ComponentResource):
                     ),
                 )
             ],
-            opts=child,
+            opts=self._child,
         )
-        # With a hosted zone the name resolves to the load balancer before anyone (the Grafana
-        # provider included) uses it; without one the user points DNS at loadBalancerDnsName.
-        self.dns_ready: pulumi.Output[str] = self.load_balancer.dns_name
-        if args.hosted_zone_id:
-            record = aws.route53.Record(
-                "domain",
-                zone_id=args.hosted_zone_id,
-                name=args.domain_name,
-                type="A",
-                aliases=[
-                    aws.route53.RecordAliasArgs(
-                        name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id, evaluate_target_health=True
-                    )
-                ],
-                opts=child,
-            )
-            self.dns_ready = record.fqdn
-        self.http_listener = aws.lb.Listener(
+
+    def _dns_record(self) -> pulumi.Output[str]:
+        """The domain's alias record in the hosted zone; its name once it exists."""
+        record = aws.route53.Record(
+            "domain",
+            zone_id=self._args.hosted_zone_id,
+            name=self._args.domain_name,
+            type="A",
+            aliases=[
+                aws.route53.RecordAliasArgs(name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id, evaluate_target_health=True)
+            ],
+            opts=self._child,
+        )
+        return record.fqdn
+
+    def _http_listener(self) -> aws.lb.Listener:
+        return aws.lb.Listener(
             "http",
             load_balancer_arn=self.load_balancer.arn,
             port=80,
@@ -140,9 +155,8 @@ class Edge(pulumi.ComponentResource):
                     redirect=aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port="443", status_code="HTTP_301"),
                 )
             ],
-            opts=child,
+            opts=self._child,
         )
-        self.register_outputs({"loadBalancerDnsName": self.load_balancer.dns_name, "httpsListener": self.https_listener.arn})
 
     def url(self, port: Port) -> str:
         if port.public is None:
@@ -165,22 +179,10 @@ class Edge(pulumi.ComponentResource):
             health_port = route.health_port or port.container_port
             for allowed in sorted({port.container_port, health_port} - opened):
                 opened.add(allowed)
-                allow_tcp(
-                    f"{spec.name}-{port.name}-{allowed}-from-alb",
-                    group=security_group,
-                    direction="in",
-                    ports=allowed,
-                    peer=self.security_group,
-                    description=f"{port.name} (port {allowed}) from the load balancer",
-                    opts=child,
-                )
-                allow_tcp(
-                    f"alb-to-{spec.name}-{port.name}-{allowed}",
-                    group=self.security_group,
-                    direction="out",
-                    ports=allowed,
-                    peer=security_group,
-                    description=f"to {spec.name} {port.name} (port {allowed})",
+                allow_between(
+                    self.security_group, security_group, ports=allowed,
+                    inbound=Rule(f"{spec.name}-{port.name}-{allowed}-from-alb", f"{port.name} (port {allowed}) from the load balancer"),
+                    outbound=Rule(f"alb-to-{spec.name}-{port.name}-{allowed}", f"to {spec.name} {port.name} (port {allowed})"),
                     opts=child,
                 )
             target_group = aws.lb.TargetGroup(
@@ -195,36 +197,37 @@ class Edge(pulumi.ComponentResource):
                 health_check=target_health_check(route, health_port),
                 opts=child,
             )
-            if route.paths:
-                priority = self._next_path_priority
-                self._next_path_priority += 10
-            else:
-                priority = _DEFAULT_ROUTE_PRIORITY
-            conditions = [
-                aws.lb.ListenerRuleConditionArgs(host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])),
-            ]
-            conditions.append(
-                aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"]))
-            )
-            if route.for_people and self._args.people_cidrs:
-                # Only people's networks (at most three: a condition compares three values, a rule
-                # five); anyone else gets the listener's 404.
-                conditions.append(
-                    aws.lb.ListenerRuleConditionArgs(source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(self._args.people_cidrs)))
-                )
-            rule = aws.lb.ListenerRule(
-                f"{spec.name}-{port.name}",
-                listener_arn=self.https_listener.arn,
-                priority=priority,
-                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
-                conditions=conditions,
-                opts=child,
-            )
-            routes.append(rule)
+            routes.append(self._listener_rule(f"{spec.name}-{port.name}", route, target_group, child))
             load_balancers.append(
                 aws.ecs.ServiceLoadBalancerArgs(target_group_arn=target_group.arn, container_name=spec.name, container_port=port.container_port)
             )
         return PublishedPorts(load_balancers=load_balancers, routes=routes)
+
+    def _listener_rule(self, name: str, route: PublicRoute, target_group: aws.lb.TargetGroup, child: pulumi.ResourceOptions) -> aws.lb.ListenerRule:
+        """Forwards the domain's requests on the route's paths (all, if it names none) to the target group."""
+        if route.paths:
+            priority = self._next_path_priority
+            self._next_path_priority += 10
+        else:
+            priority = _DEFAULT_ROUTE_PRIORITY
+        conditions = [
+            aws.lb.ListenerRuleConditionArgs(host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[self._args.domain_name])),
+            aws.lb.ListenerRuleConditionArgs(path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(route.paths) or ["/*"])),
+        ]
+        if route.for_people and self._args.people_cidrs:
+            # Only people's networks (at most three: a condition compares three values, a rule
+            # five); anyone else gets the listener's 404.
+            conditions.append(
+                aws.lb.ListenerRuleConditionArgs(source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(values=list(self._args.people_cidrs)))
+            )
+        return aws.lb.ListenerRule(
+            name,
+            listener_arn=self.https_listener.arn,
+            priority=priority,
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
+            conditions=conditions,
+            opts=child,
+        )
 
 
 def target_health_check(route: PublicRoute, health_port: int) -> aws.lb.TargetGroupHealthCheckArgs:

@@ -11,8 +11,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import policy
+from components.platforms.aws.firewall import Rule, allow_between
+from components.platforms.aws.iam import policy, tls_only
 from components.platforms.spec import DataVolume
 
 NFS_PORT = 2049
@@ -40,33 +40,29 @@ class ServiceFileSystemArgs:
 class ServiceFileSystem(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceFileSystemArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ServiceFileSystem", name, None, opts)
-        service, data = args.service, args.volume
         child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=args.retain, protect=args.retain))
-        name = f"{service}-{data.name}"
-        self.file_system = aws.efs.FileSystem(
+        name = f"{args.service}-{args.volume.name}"
+        self.file_system = self._file_system(name, args, kept)
+        self.access_point = self._access_point(name, args, kept)
+        self.mount_targets: list[pulumi.Resource] = self._mount_targets(name, args, child)
+        self._grant_mount(name, args.task_role, child)
+        self.register_outputs({"fileSystemId": self.file_system.id, "accessPointId": self.access_point.id})
+
+    @staticmethod
+    def _file_system(name: str, args: ServiceFileSystemArgs, kept: pulumi.ResourceOptions) -> aws.efs.FileSystem:
+        """The encrypted file system, TLS only, backed up where args.backups says."""
+        file_system = aws.efs.FileSystem(
             name,
             encrypted=True,
             throughput_mode=args.throughput_mode,
             tags={"Name": f"{args.prefix}-{name}"},
             opts=kept,
         )
-        file_system = self.file_system
         aws.efs.FileSystemPolicy(
             name,
             file_system_id=file_system.id,
-            policy=file_system.arn.apply(
-                lambda arn: policy(
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": {"AWS": "*"},
-                        "Action": "*",
-                        "Resource": arn,
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                )
-            ),
+            policy=file_system.arn.apply(lambda arn: policy(tls_only({"AWS": "*"}, "*", arn))),
             opts=kept,
         )
         aws.efs.BackupPolicy(
@@ -75,10 +71,13 @@ class ServiceFileSystem(pulumi.ComponentResource):
             backup_policy=aws.efs.BackupPolicyBackupPolicyArgs(status="ENABLED" if args.backups else "DISABLED"),
             opts=kept,
         )
-        uid, gid = (int(part) for part in (data.owner or "0:0").split(":"))
-        self.access_point = aws.efs.AccessPoint(
+        return file_system
+
+    def _access_point(self, name: str, args: ServiceFileSystemArgs, kept: pulumi.ResourceOptions) -> aws.efs.AccessPoint:
+        uid, gid = (int(part) for part in (args.volume.owner or "0:0").split(":"))
+        return aws.efs.AccessPoint(
             name,
-            file_system_id=file_system.id,
+            file_system_id=self.file_system.id,
             # Every request through it acts as the program's own user, in its own directory.
             posix_user=aws.efs.AccessPointPosixUserArgs(uid=uid, gid=gid),
             root_directory=aws.efs.AccessPointRootDirectoryArgs(
@@ -88,6 +87,11 @@ class ServiceFileSystem(pulumi.ComponentResource):
             tags={"Name": f"{args.prefix}-{name}"},
             opts=kept,
         )
+
+    def _mount_targets(self, name: str, args: ServiceFileSystemArgs, child: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+        """A mount target per subnet, in a group that takes NFS from the service alone. Not retained:
+        they hold no data and would block deleting the subnets."""
+        service = args.service
         group = aws.ec2.SecurityGroup(
             f"{name}-efs",
             vpc_id=args.vpc_id,
@@ -95,23 +99,23 @@ class ServiceFileSystem(pulumi.ComponentResource):
             tags={"Name": f"{args.prefix}-{name}-efs"},
             opts=child,
         )
-        allow_tcp(
-            f"{name}-efs-nfs", group=group, direction="in", ports=NFS_PORT, peer=args.service_security_group,
-            description=f"NFS from {service}", opts=child,
+        allow_between(
+            args.service_security_group, group, ports=NFS_PORT,
+            inbound=Rule(f"{name}-efs-nfs", f"NFS from {service}"),
+            outbound=Rule(f"{name}-efs-nfs-out", f"NFS to the file system of {service}"),
+            opts=child,
         )
-        allow_tcp(
-            f"{name}-efs-nfs-out", group=args.service_security_group, direction="out", ports=NFS_PORT, peer=group,
-            description=f"NFS to the file system of {service}", opts=child,
-        )
-        # Mount targets are not retained: they hold no data and would block deleting the subnets.
-        self.mount_targets: list[pulumi.Resource] = [
-            aws.efs.MountTarget(f"{name}-{index}", file_system_id=file_system.id, subnet_id=subnet, security_groups=[group.id], opts=child)
+        return [
+            aws.efs.MountTarget(f"{name}-{index}", file_system_id=self.file_system.id, subnet_id=subnet, security_groups=[group.id], opts=child)
             for index, subnet in enumerate(args.subnet_ids)
         ]
+
+    def _grant_mount(self, name: str, task_role: aws.iam.Role, child: pulumi.ResourceOptions) -> None:
+        """The task role mounts and writes, through the access point only."""
         aws.iam.RolePolicy(
             f"{name}-efs",
-            role=args.task_role.id,
-            policy=pulumi.Output.all(file_system.arn, self.access_point.arn).apply(
+            role=task_role.id,
+            policy=pulumi.Output.all(self.file_system.arn, self.access_point.arn).apply(
                 lambda arns: policy(
                     {
                         "Sid": "MountThroughTheAccessPoint",
@@ -124,7 +128,6 @@ class ServiceFileSystem(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.register_outputs({"fileSystemId": file_system.id, "accessPointId": self.access_point.id})
 
     def task_volume(self, volume_name: str) -> aws.ecs.TaskDefinitionVolumeArgs:
         """The task definition's volume that mounts this file system through its access point."""

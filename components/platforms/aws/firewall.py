@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import pulumi
 import pulumi_aws as aws
 
 Ports = Union[int, tuple[int, int]]
+
+
+class Rule(NamedTuple):
+    name: str
+    description: str
 
 
 def allow_tcp(
@@ -35,3 +40,12 @@ def allow_tcp(
         description=description,
         opts=opts,
     )
+
+
+def allow_between(
+    source: aws.ec2.SecurityGroup, target: aws.ec2.SecurityGroup, *, ports: Ports, inbound: Rule, outbound: Rule, opts: pulumi.ResourceOptions
+) -> None:
+    """TCP from `source` to `target` on `ports`: the target's ingress rule and the source's egress
+    rule (the provider strips a new group's allow-all egress, so a path needs both)."""
+    allow_tcp(inbound.name, group=target, direction="in", ports=ports, peer=source, description=inbound.description, opts=opts)
+    allow_tcp(outbound.name, group=source, direction="out", ports=ports, peer=target, description=outbound.description, opts=opts)

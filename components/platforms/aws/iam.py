@@ -1,8 +1,11 @@
-"""IAM pieces every AWS component shares: policy documents, the ECS task trust, task roles."""
+"""IAM pieces every AWS component shares: policy documents, the ECS task trust, task roles, the
+execution role's grants."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -15,6 +18,11 @@ ECS_TASKS = "ecs-tasks.amazonaws.com"
 # not used, so not granted. Neither action supports resource-level permissions (Resource "*").
 CLOUDWATCH_READ_ACTIONS = ("cloudwatch:GetMetricData", "cloudwatch:ListMetrics")
 ROLE_TYPE = "aws:iam/role:Role"
+# A private Amazon ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]
+# (Amazon ECR user guide, "Private registry"); ecr-fips hosts included.
+_PRIVATE_ECR = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
+)
 
 
 def task_role_name(service: str) -> str:
@@ -23,6 +31,18 @@ def task_role_name(service: str) -> str:
 
 def policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
+def tls_only(principal: Any, action: str, resource: Any) -> dict[str, Any]:
+    """A resource-policy statement refusing every request that does not come over TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": principal,
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def trust_ecs_tasks() -> str:
@@ -71,4 +91,46 @@ def grant_cloudwatch_read(service: str, role: aws.iam.Role, parent: pulumi.Resou
         role=role.id,
         policy=policy({"Effect": "Allow", "Action": list(CLOUDWATCH_READ_ACTIONS), "Resource": "*"}),
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def private_ecr_repositories(images: Sequence[str]) -> list[str]:
+    """ARNs of the private ECR repositories the images come from (other registries need no grant)."""
+    arns = set()
+    for image in images:
+        match = _PRIVATE_ECR.match(image)
+        if match:
+            arns.add(f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}")
+    return sorted(arns)
+
+
+def ecr_pull_statements(repositories: Sequence[str]) -> list[dict[str, Any]]:
+    """What the ECS agent needs to pull from private ECR (the task execution role page of the ECS
+    guide): an authorization token, which IAM cannot scope to a repository, and the image's layers
+    from exactly these repositories."""
+    if not repositories:
+        return []
+    return [
+        {"Sid": "EcrToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {
+            "Sid": "EcrPull",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Resource": list(repositories),
+        },
+    ]
+
+
+def execution_policy(log_group_arn: str, secret_arns: Sequence[str], images: Sequence[str]) -> str:
+    """What the ECS agent does for one task: write its log group, read its own secrets, pull its
+    images from private ECR."""
+    return policy(
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
+        },
+        *([{"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": list(secret_arns)}] if secret_arns else []),
+        *ecr_pull_statements(private_ecr_repositories(images)),
     )

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components.platforms.aws.iam import policy
 from components.platforms.spec import MetricsStore
+from components.settings.model import covering_days
 
 # What a writer and a reader (Grafana) may do in the workspace.
 METRICS_WRITE_ACTIONS = ("aps:RemoteWrite",)
@@ -45,7 +46,7 @@ class ManagedPrometheus(pulumi.ComponentResource):
         aws.amp.WorkspaceConfiguration(
             "metrics",
             workspace_id=workspace.id,
-            retention_period_in_days=-(-args.retention_hours // 24),
+            retention_period_in_days=covering_days(args.retention_hours),
             opts=kept,
         )
         for roles, actions, purpose in ((args.writers, METRICS_WRITE_ACTIONS, "write"), (args.readers, METRICS_READ_ACTIONS, "read")):

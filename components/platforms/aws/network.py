@@ -40,6 +40,18 @@ def _nth(index: int, names: list[str]) -> str:
     return names[index]
 
 
+def _subnet(
+    kind: str, index: int, vpc: aws.ec2.Vpc, cidr: str, zone_names: pulumi.Output[list[str]], routes: aws.ec2.RouteTable, prefix: str,
+    child: pulumi.ResourceOptions,
+) -> aws.ec2.Subnet:
+    """The created VPC's `kind` ("public", "private") subnet in the index-th zone, on its route table."""
+    name = f"{kind}-{index}"
+    zone = zone_names.apply(functools.partial(_nth, index))
+    subnet = aws.ec2.Subnet(name, vpc_id=vpc.id, cidr_block=cidr, availability_zone=zone, tags={"Name": f"{prefix}-{name}"}, opts=child)
+    aws.ec2.RouteTableAssociation(name, subnet_id=subnet.id, route_table_id=routes.id, opts=child)
+    return subnet
+
+
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Input[str]
     public_subnet_ids: list[pulumi.Input[str]]
@@ -80,16 +92,7 @@ class Network(pulumi.ComponentResource):
         public_cidrs, private_cidrs = subnet_cidrs(args.vpc_cidr, zones)
         public, private, private_routes = [], [], []
         for index in range(zones):
-            subnet = aws.ec2.Subnet(
-                f"public-{index}",
-                vpc_id=vpc.id,
-                cidr_block=public_cidrs[index],
-                availability_zone=names.apply(functools.partial(_nth, index)),
-                tags={"Name": f"{prefix}-public-{index}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(f"public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child)
-            public.append(subnet)
+            public.append(_subnet("public", index, vpc, public_cidrs[index], names, public_routes, prefix, child))
         self.vpc_id = vpc.id
         self.public_subnet_ids, self.private_subnet_ids = [s.id for s in public], []
         if args.task_subnets == "public":
@@ -118,16 +121,7 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{prefix}-private-{index}"},
                 opts=child,
             )
-            subnet = aws.ec2.Subnet(
-                f"private-{index}",
-                vpc_id=vpc.id,
-                cidr_block=private_cidrs[index],
-                availability_zone=names.apply(functools.partial(_nth, index)),
-                tags={"Name": f"{prefix}-private-{index}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(f"private-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child)
-            private.append(subnet)
+            private.append(_subnet("private", index, vpc, private_cidrs[index], names, routes, prefix, child))
             private_routes.append(routes)
         self._s3_endpoint(args, vpc, private_routes, child)
         self.private_subnet_ids = [s.id for s in private]

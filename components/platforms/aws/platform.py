@@ -2,8 +2,9 @@
 
 AwsPlatform composes the pieces, each a component of its own: the Network (created or given VPC),
 the Edge (load balancer, listeners, DNS, routes), one FargateService per service, a ServiceBucket
-per service that keeps data in S3, a ServiceFileSystem for data that must outlive a task (EFS), and
-ManagedPrometheus (AMP). Shared: the cluster, the Cloud Map namespace and the members' security group.
+per service that keeps data in S3, a ServiceFileSystem for data that must outlive a task (EFS),
+ManagedPrometheus (AMP), and BrowserRateLimit (WAF) where browserRateLimit is set. Shared: the
+cluster, the Cloud Map namespace and the members' security group.
 """
 
 from __future__ import annotations
@@ -45,41 +46,9 @@ class AwsPlatform(pulumi.ComponentResource):
         self._roles = TaskRoles(settings.aws.region)
         self.facts = AwsFacts(settings)
         child = pulumi.ResourceOptions(parent=self)
-        a = self._aws
-
-        self.network = Network(
-            "network",
-            NetworkArgs(
-                prefix=self._prefix,
-                region=a.region,
-                vpc_cidr=a.vpc_cidr,
-                availability_zones=a.availability_zones,
-                nat_gateways=a.nat_gateways,
-                task_subnets=a.task_subnets,
-                vpc_id=a.vpc_id,
-                public_subnet_ids=tuple(a.public_subnet_ids),
-                private_subnet_ids=tuple(a.private_subnet_ids),
-            ),
-            opts=child,
-        )
+        self.network = self._network(child)
         self.vpc_id = self.network.vpc_id
-        self.edge = Edge(
-            "edge",
-            EdgeArgs(
-                prefix=self._prefix,
-                vpc_id=self.vpc_id,
-                public_subnet_ids=self.network.public_subnet_ids,
-                domain_name=a.domain_name,
-                certificate_arn=a.certificate_arn,
-                ingress_cidrs=tuple(a.ingress_cidrs),
-                people_cidrs=tuple(a.grafana_ingress_cidrs),
-                hosted_zone_id=a.hosted_zone_id,
-                access_log_days=a.alb_access_log_days,
-                region=a.region,
-                retain_data=a.retain_data,
-            ),
-            opts=child,
-        )
+        self.edge = self._edge(child)
         self.load_balancer = self.edge.load_balancer
         self.members_security_group = aws.ec2.SecurityGroup(
             "services",
@@ -101,7 +70,51 @@ class AwsPlatform(pulumi.ComponentResource):
             description="Stable names of the observability services",
             opts=child,
         )
-        self._shared = Cluster(
+        self._shared = self._cluster_shared()
+        self.register_outputs({"vpcId": self.vpc_id, "cluster": self.cluster.name, "loadBalancerDnsName": self.load_balancer.dns_name})
+
+    def _network(self, child: pulumi.ResourceOptions) -> Network:
+        a = self._aws
+        return Network(
+            "network",
+            NetworkArgs(
+                prefix=self._prefix,
+                region=a.region,
+                vpc_cidr=a.vpc_cidr,
+                availability_zones=a.availability_zones,
+                nat_gateways=a.nat_gateways,
+                task_subnets=a.task_subnets,
+                vpc_id=a.vpc_id,
+                public_subnet_ids=tuple(a.public_subnet_ids),
+                private_subnet_ids=tuple(a.private_subnet_ids),
+            ),
+            opts=child,
+        )
+
+    def _edge(self, child: pulumi.ResourceOptions) -> Edge:
+        a = self._aws
+        return Edge(
+            "edge",
+            EdgeArgs(
+                prefix=self._prefix,
+                vpc_id=self.vpc_id,
+                public_subnet_ids=self.network.public_subnet_ids,
+                domain_name=a.domain_name,
+                certificate_arn=a.certificate_arn,
+                ingress_cidrs=tuple(a.ingress_cidrs),
+                people_cidrs=tuple(a.grafana_ingress_cidrs),
+                hosted_zone_id=a.hosted_zone_id,
+                access_log_days=a.alb_access_log_days,
+                region=a.region,
+                retain_data=a.retain_data,
+            ),
+            opts=child,
+        )
+
+    def _cluster_shared(self) -> Cluster:
+        """What run() hands every FargateService."""
+        a = self._aws
+        return Cluster(
             prefix=self._prefix,
             region=a.region,
             vpc_id=self.vpc_id,
@@ -113,11 +126,10 @@ class AwsPlatform(pulumi.ComponentResource):
             edge=self.edge,
             log_retention_days=a.log_retention_days,
             cpu_architecture=a.cpu_architecture,
-            utility_image=settings.utility_image,
+            utility_image=self._settings.utility_image,
             retain_data=a.retain_data,
             file_system_backups=a.file_system_backups,
         )
-        self.register_outputs({"vpcId": self.vpc_id, "cluster": self.cluster.name, "loadBalancerDnsName": self.load_balancer.dns_name})
 
     # Platform protocol ---------------------------------------------------------------------
 

@@ -1,12 +1,10 @@
 """One ServiceSpec as an ECS Fargate service: its log group, secrets, roles, security group, task
-definition (an init container writes the config files into a task volume), Cloud Map name,
-public routes, and CPU autoscaling when it may run several tasks."""
+definition (containers.py: an init container writes the config files into a task volume), Cloud
+Map name, public routes, and autoscaling when it may run several tasks."""
 
 from __future__ import annotations
 
 import functools
-import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -15,50 +13,15 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.edge import Edge
+from components.platforms.aws.containers import StoredSecrets, task_containers
+from components.platforms.aws.edge import Edge, PublishedPorts
 from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
 from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import policy, trust_ecs_tasks
-from components.platforms.aws.queue_slots import CLAIM_CONTAINER, claim_container, link_directory, slot_count, slots_path
+from components.platforms.aws.iam import execution_policy, trust_ecs_tasks
+from components.platforms.aws.queue_slots import link_directory, slots_path
 from components.platforms.spec import DataVolume, ServiceSpec
 from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
 
-CONFIG_CONTAINER = "config"
-# A private Amazon ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]
-# (Amazon ECR user guide, "Private registry"); ecr-fips hosts included.
-_PRIVATE_ECR = re.compile(
-    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
-)
-
-
-def private_ecr_repositories(images: Sequence[str]) -> list[str]:
-    """ARNs of the private ECR repositories the images come from (other registries need no grant)."""
-    arns = set()
-    for image in images:
-        match = _PRIVATE_ECR.match(image)
-        if match:
-            arns.add(f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}")
-    return sorted(arns)
-
-
-def ecr_pull_statements(repositories: Sequence[str]) -> list[dict[str, Any]]:
-    """What the ECS agent needs to pull from private ECR (the task execution role page of the ECS
-    guide): an authorization token, which IAM cannot scope to a repository, and the image's layers
-    from exactly these repositories."""
-    if not repositories:
-        return []
-    return [
-        {"Sid": "EcrToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {
-            "Sid": "EcrPull",
-            "Effect": "Allow",
-            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            "Resource": list(repositories),
-        },
-    ]
-# Time to flush (Loki's WAL, the collector's queues) before SIGKILL; 120 s is Fargate's most
-# (ContainerDefinition stopTimeout, Amazon ECS API reference).
-STOP_TIMEOUT_SECONDS = 120
 # Target tracking on the service's average CPU (ECSServiceAverageCPUUtilization).
 SCALING_CPU_TARGET = 60
 
@@ -104,59 +67,69 @@ class FargateService(pulumi.ComponentResource):
     def __init__(self, name: str, args: FargateServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:FargateService", name, None, opts)
         spec, shared = args.spec, args.cluster
-        child = pulumi.ResourceOptions(parent=self)
-        name = spec.name
+        self._child = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/ecs/{shared.prefix}/{name}",
+            f"{spec.name}-logs",
+            name=f"/ecs/{shared.prefix}/{spec.name}",
             retention_in_days=shared.log_retention_days,
-            opts=child,
+            opts=self._child,
         )
+        secrets = self._secrets(spec, shared.prefix)
+        execution_role = self._execution_role(spec, shared.utility_image, log_group, secrets)
+        security_group = self._security_group(spec, shared)
+        volumes, mounts, file_systems = self._volumes(args, security_group)
+        containers = task_containers(
+            spec, region=shared.region, utility_image=shared.utility_image, log_group_name=log_group.name,
+            secrets=secrets, mounts=mounts, max_tasks=args.max_tasks,
+        )
+        task = self._task_definition(args, execution_role, volumes, containers)
+        published = shared.edge.publish(spec, security_group, self._child)
+        self.service = self._ecs_service(args, task, security_group, published, file_systems)
+        if args.max_tasks > args.min_tasks:
+            self._autoscale(spec, shared, args.min_tasks, args.max_tasks)
+        self.register_outputs({"serviceName": self.service.name, "taskDefinition": task.arn})
+
+    def _secrets(self, spec: ServiceSpec, prefix: str) -> StoredSecrets:
+        """Each secret of the spec in Secrets Manager, with the environment variable it is for."""
         secrets = []
         for secret in spec.secrets:
+            resource_name = f"{spec.name}-{secret.env.lower().replace('_', '-')}"
             stored = aws.secretsmanager.Secret(
-                f"{name}-{secret.env.lower().replace('_', '-')}",
-                name_prefix=f"{shared.prefix}/{name}/{secret.env.lower()}-",
-                description=f"{secret.env} of the {name} service",
+                resource_name,
+                name_prefix=f"{prefix}/{spec.name}/{secret.env.lower()}-",
+                description=f"{secret.env} of the {spec.name} service",
                 recovery_window_in_days=7,
-                opts=child,
+                opts=self._child,
             )
-            aws.secretsmanager.SecretVersion(
-                f"{name}-{secret.env.lower().replace('_', '-')}",
-                secret_id=stored.id,
-                secret_string=secret.value,
-                opts=child,
-            )
+            aws.secretsmanager.SecretVersion(resource_name, secret_id=stored.id, secret_string=secret.value, opts=self._child)
             secrets.append((secret.env, stored))
+        return secrets
 
-        execution_role = aws.iam.Role(
-            f"{name}-execution",
+    def _execution_role(
+        self, spec: ServiceSpec, utility_image: str, log_group: aws.cloudwatch.LogGroup, secrets: StoredSecrets
+    ) -> aws.iam.Role:
+        """The role the ECS agent starts the task as (not the program's: that is the task role)."""
+        role = aws.iam.Role(
+            f"{spec.name}-execution",
             assume_role_policy=trust_ecs_tasks(),
-            description=f"ECS agent for {name}: writes its logs, reads its own secrets",
-            opts=child,
+            description=f"ECS agent for {spec.name}: writes its logs, reads its own secrets",
+            opts=self._child,
         )
+        images = [spec.image, utility_image]
         aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
+            f"{spec.name}-execution",
+            role=role.id,
             policy=pulumi.Output.all(log_group.arn, *[s.arn for _, s in secrets]).apply(
-                lambda arns: policy(
-                    {
-                        "Sid": "Logs",
-                        "Effect": "Allow",
-                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Resource": [arns[0], f"{arns[0]}:log-stream:*"],
-                    },
-                    *(
-                        [{"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": list(arns[1:])}]
-                        if len(arns) > 1
-                        else []
-                    ),
-                    *ecr_pull_statements(private_ecr_repositories([spec.image, shared.utility_image])),
-                )
+                lambda arns: execution_policy(arns[0], arns[1:], images)
             ),
-            opts=child,
+            opts=self._child,
         )
+        return role
 
+    def _security_group(self, spec: ServiceSpec, shared: Cluster) -> aws.ec2.SecurityGroup:
+        """The service's own group: in, its ports from the other services (the edge adds the load
+        balancer's); out, what the service reaches."""
+        name, child = spec.name, self._child
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=shared.vpc_id,
@@ -181,15 +154,18 @@ class FargateService(pulumi.ComponentResource):
                 f"{name}-{port.name}-from-services", group=security_group, direction="in", ports=port.container_port,
                 peer=shared.members_security_group, description=f"{port.name} from the other services", opts=child,
             )
+        return security_group
 
-        volumes, mounts, file_systems = self._volumes(args, security_group)
-        containers = task_containers(spec, shared, log_group.name, secrets, mounts, args.max_tasks)
-        # The config files travel inside the container definitions (the init container's
-        # environment), so a changed config is a changed task definition: Pulumi registers a new
-        # revision and the service rolls its tasks onto it. No image is built, nothing is fetched.
-        task = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=f"{shared.prefix}-{name}",
+    def _task_definition(
+        self, args: FargateServiceArgs, execution_role: aws.iam.Role, volumes: list[aws.ecs.TaskDefinitionVolumeArgs], containers: list[dict[str, Any]]
+    ) -> aws.ecs.TaskDefinition:
+        """The config files travel inside the container definitions (the init container's
+        environment), so a changed config is a changed task definition: Pulumi registers a new
+        revision and the service rolls its tasks onto it. No image is built, nothing is fetched."""
+        spec, shared = args.spec, args.cluster
+        return aws.ecs.TaskDefinition(
+            f"{spec.name}-task",
+            family=f"{shared.prefix}-{spec.name}",
             cpu=str(args.cpu_units),
             memory=str(spec.memory_mb),
             network_mode="awsvpc",
@@ -204,26 +180,33 @@ class FargateService(pulumi.ComponentResource):
                 if spec.disk_gib and spec.disk_gib > FARGATE_EPHEMERAL_STORAGE_GIB
                 else None
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        published = shared.edge.publish(spec, security_group, child)
-        registry = aws.servicediscovery.Service(
+    def _discovery(self, name: str, namespace: aws.servicediscovery.PrivateDnsNamespace) -> aws.servicediscovery.Service:
+        """The service's name in the Cloud Map namespace: an A record per running task."""
+        return aws.servicediscovery.Service(
             f"{name}-discovery",
             name=name,
             dns_config=aws.servicediscovery.ServiceDnsConfigArgs(
-                namespace_id=shared.namespace.id,
+                namespace_id=namespace.id,
                 dns_records=[aws.servicediscovery.ServiceDnsConfigDnsRecordArgs(ttl=10, type="A")],
                 routing_policy="MULTIVALUE",
             ),
             # ECS reports task health to Cloud Map: stopped or unhealthy tasks leave the name.
             health_check_custom_config=aws.servicediscovery.ServiceHealthCheckCustomConfigArgs(),
-            opts=child,
+            opts=self._child,
         )
-        scales = args.max_tasks > args.min_tasks
-        self.service = aws.ecs.Service(
-            f"{name}-service",
-            name=name,
+
+    def _ecs_service(
+        self, args: FargateServiceArgs, task: aws.ecs.TaskDefinition, security_group: aws.ec2.SecurityGroup,
+        published: PublishedPorts, file_systems: list[pulumi.Resource],
+    ) -> aws.ecs.Service:
+        spec, shared = args.spec, args.cluster
+        registry = self._discovery(spec.name, shared.namespace)
+        return aws.ecs.Service(
+            f"{spec.name}-service",
+            name=spec.name,
             cluster=shared.cluster.arn,
             task_definition=task.arn,
             desired_count=args.min_tasks,
@@ -248,17 +231,14 @@ class FargateService(pulumi.ComponentResource):
             # balancer's too), so dependants, and Grafana's content, wait for a working service.
             wait_for_steady_state=True,
             opts=pulumi.ResourceOptions.merge(
-                child,
+                self._child,
                 pulumi.ResourceOptions(
                     depends_on=[*published.routes, *file_systems, *args.depends_on],
                     # Autoscaling owns the count once the service exists.
-                    ignore_changes=["desiredCount"] if scales else None,
+                    ignore_changes=["desiredCount"] if args.max_tasks > args.min_tasks else None,
                 ),
             ),
         )
-        if scales:
-            self._autoscale(name, shared, args.min_tasks, args.max_tasks, spec.scaling.memory_percentage if spec.scaling else None, child)
-        self.register_outputs({"serviceName": self.service.name, "taskDefinition": task.arn})
 
     def _volumes(self, args: FargateServiceArgs, security_group: aws.ec2.SecurityGroup) -> tuple[list, list[dict[str, Any]], list[pulumi.Resource]]:
         """Config directories and owned data volumes live on the task's ephemeral storage (the init
@@ -322,15 +302,14 @@ class FargateService(pulumi.ComponentResource):
                 backups=backups,
                 throughput_mode=throughput_mode,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._child,
         )
 
-    def _autoscale(
-        self, name: str, shared: Cluster, minimum: int, maximum: int, memory_percentage: Optional[int], child: pulumi.ResourceOptions
-    ) -> None:
+    def _autoscale(self, spec: ServiceSpec, shared: Cluster, minimum: int, maximum: int) -> None:
         """Target tracking on CPU, and on memory where the spec asks: the service scales out when
         any policy asks and in only when all do (Application Auto Scaling, "Target tracking
         scaling policies", multiple policies)."""
+        name, child = spec.name, self._child
         target = aws.appautoscaling.Target(
             f"{name}-scaling",
             service_namespace="ecs",
@@ -341,8 +320,8 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
         policies = [("cpu", "ECSServiceAverageCPUUtilization", SCALING_CPU_TARGET)]
-        if memory_percentage is not None:
-            policies.append(("memory", "ECSServiceAverageMemoryUtilization", memory_percentage))
+        if spec.scaling and spec.scaling.memory_percentage is not None:
+            policies.append(("memory", "ECSServiceAverageMemoryUtilization", spec.scaling.memory_percentage))
         for suffix, metric, target_value in policies:
             aws.appautoscaling.Policy(
                 f"{name}-{suffix}",
@@ -361,90 +340,3 @@ class FargateService(pulumi.ComponentResource):
                 opts=child,
             )
 
-
-def task_containers(
-    spec: ServiceSpec,
-    shared: Cluster,
-    log_group_name: pulumi.Input[str],
-    secrets: list[tuple[str, aws.secretsmanager.Secret]],
-    mounts: list[dict[str, Any]],
-    max_tasks: int = 1,
-) -> list[dict[str, Any]]:
-    """The task's container definitions: the program, the init container that prepares its volumes,
-    and the container that claims a queue slot where the program has one."""
-
-    def logging(stream_prefix: str) -> dict[str, Any]:
-        return {
-            "logDriver": "awslogs",
-            "options": {"awslogs-group": log_group_name, "awslogs-region": shared.region, "awslogs-stream-prefix": stream_prefix},
-        }
-
-    file_only = {s.env: s for s in spec.secrets if s.file_only}
-    main: dict[str, Any] = {
-        "name": spec.name,
-        "image": spec.image,
-        "essential": True,
-        "portMappings": [{"name": p.name, "containerPort": p.container_port, "protocol": "tcp"} for p in spec.ports],
-        "environment": [
-            {"name": key, "value": value}
-            for key, value in sorted({**spec.env, **{s.file_env: s.file for s in file_only.values() if s.file_env}}.items())
-        ],
-        # Secrets Manager values, injected by the ECS agent at start: never in the task definition.
-        "secrets": [{"name": env, "valueFrom": stored.arn} for env, stored in secrets if env not in file_only],
-        "mountPoints": mounts,
-        "logConfiguration": logging(spec.name),
-        # The whole task's memory: the collector's memory_limiter reads this limit.
-        "memory": spec.memory_mb,
-        "stopTimeout": STOP_TIMEOUT_SECONDS,
-        # A crashed program restarts in place, keeping what it wrote to task storage and the
-        # queue slot its task claimed.
-        "restartPolicy": {"enabled": True},
-    }
-    if spec.command:
-        main["command"] = list(spec.command)
-    if spec.health:
-        h = spec.health
-        main["healthCheck"] = {
-            "command": ["CMD", *h.command],
-            "interval": h.interval_seconds,
-            "timeout": h.timeout_seconds,
-            "retries": h.retries,
-            "startPeriod": h.start_period_seconds,
-        }
-    # A task volume starts empty and root's. Images without a shell (FROM scratch, distroless)
-    # cannot prepare their own: a pinned busybox writes every config file into the volume the
-    # program mounts read-only, and hands owned data volumes to the program's user.
-    steps = [f'printf "%s" "$CONFIG_FILE_{index}" > {shlex.quote(f.path)}' for index, f in enumerate(spec.files)]
-    # Secrets the program reads only from a file: the ECS agent hands them to this container alone,
-    # which writes them for the program's user only (task storage is encrypted on Fargate).
-    for env in file_only:
-        path = shlex.quote(file_only[env].file)
-        steps += [f'(umask 077; printf "%s" "${env}" > {path})', f"chown {shlex.quote(spec.user)} {path}"]
-    owned = [v for v in spec.volumes if v.owner and not v.shared_filesystem and not v.inherited_by_replacements]
-    steps += [f"chown -R {shlex.quote(v.owner or '')} {shlex.quote(v.path)}" for v in owned]
-    # One claim container per task: a program has at most one queue (names of containers are unique).
-    claims = []
-    for queue in (v for v in spec.volumes if v.inherited_by_replacements):
-        paths = {slots_path(queue), link_directory(queue)}
-        writable = [{**m, "readOnly": False} for m in mounts if m["containerPath"] in paths]
-        claims.append(claim_container(queue, slot_count(max_tasks), shared.utility_image, writable, logging(CLAIM_CONTAINER)))
-    assert len(claims) <= 1, f"{spec.name}: one queue volume per task"
-    depends_on = [{"containerName": CLAIM_CONTAINER, "condition": "HEALTHY"}] if claims else []
-    if not steps:
-        if depends_on:
-            main["dependsOn"] = depends_on
-        return [*claims, main]
-    owned_paths = {v.path for v in owned}
-    writer = {
-        "name": CONFIG_CONTAINER,
-        "image": shared.utility_image,
-        "essential": False,
-        "command": ["sh", "-c", "set -e; " + "; ".join(steps)],
-        "environment": [{"name": f"CONFIG_FILE_{index}", "value": f.content} for index, f in enumerate(spec.files)],
-        "mountPoints": [{**m, "readOnly": False} for m in mounts if m["sourceVolume"].startswith("config-") or m["containerPath"] in owned_paths],
-        "logConfiguration": logging(CONFIG_CONTAINER),
-    }
-    if file_only:
-        writer["secrets"] = [{"name": env, "valueFrom": stored.arn} for env, stored in secrets if env in file_only]
-    main["dependsOn"] = [{"containerName": CONFIG_CONTAINER, "condition": "SUCCESS"}, *depends_on]
-    return [writer, *claims, main]

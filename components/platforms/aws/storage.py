@@ -1,16 +1,18 @@
-"""A service's own S3 bucket: private, encrypted, TLS-only, usable by the service's task role
-alone, with a lifecycle one day longer than the service's retention."""
+"""S3 buckets: the guards every bucket of the stack has (PrivateBucket), and a service's own bucket
+(ServiceBucket): usable by the service's task role alone, with a lifecycle one day longer than the
+service's retention."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from components.platforms.aws.iam import policy
+from components.platforms.aws.iam import policy, tls_only
 from components.platforms.spec import ObjectStore
+from components.settings.model import covering_days
 
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
 OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging")
@@ -27,52 +29,85 @@ LIFECYCLE_SLACK_DAYS = 1
 
 
 def lifecycle_days(retention_hours: int) -> int:
-    return -(-retention_hours // 24) + LIFECYCLE_SLACK_DAYS
+    return covering_days(retention_hours) + LIFECYCLE_SLACK_DAYS
 
 
-def guard_private_bucket(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> aws.s3.BucketPublicAccessBlock:
-    """Objects are the bucket owner's (no ACLs), nothing can be made public, and everything is
-    encrypted with S3-managed keys. Returns the public-access block, which a bucket policy waits for."""
-    aws.s3.BucketOwnershipControls(
-        name,
-        bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=opts,
-    )
-    block = aws.s3.BucketPublicAccessBlock(
-        name,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=opts,
-    )
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        name,
-        bucket=bucket.id,
-        rules=[
-            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="AES256"
+def bucket_tls_only(bucket_arn: str) -> dict[str, Any]:
+    """A bucket-policy statement refusing every request to the bucket or its objects not over TLS."""
+    return tls_only("*", "s3:*", [bucket_arn, f"{bucket_arn}/*"])
+
+
+class PrivateBucket:
+    """A bucket of the stack with the guards every one has: objects are the bucket owner's (no ACLs),
+    nothing can be made public, everything is encrypted with S3-managed keys, and objects expire.
+    Every resource is named `name`, under `parent`; retain keeps them all on `pulumi destroy`."""
+
+    def __init__(
+        self, name: str, *, bucket_prefix: str, tags: dict[str, str], expire_days: int, retain: bool, parent: pulumi.Resource,
+        abort_uploads_after_days: Optional[int] = None,
+    ):
+        self._name = name
+        self._kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=retain, protect=retain)
+        self.bucket = aws.s3.Bucket(name, bucket_prefix=bucket_prefix, force_destroy=not retain, tags=tags, opts=self._kept)
+        self._public_access_block = self._guard()
+        aws.s3.BucketLifecycleConfiguration(
+            name,
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="retention",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days),
+                    abort_incomplete_multipart_upload=(
+                        aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=abort_uploads_after_days)
+                        if abort_uploads_after_days
+                        else None
+                    ),
                 )
-            )
-        ],
-        opts=opts,
-    )
-    return block
+            ],
+            opts=self._kept,
+        )
 
+    def _guard(self) -> aws.s3.BucketPublicAccessBlock:
+        aws.s3.BucketOwnershipControls(
+            self._name,
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=self._kept,
+        )
+        block = aws.s3.BucketPublicAccessBlock(
+            self._name,
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._kept,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            self._name,
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=self._kept,
+        )
+        return block
 
-def tls_only(bucket_arn: str) -> dict:
-    """A bucket-policy statement refusing every request that does not come over TLS."""
-    return {
-        "Sid": "TlsOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
+    def policy(self, document: pulumi.Input[str]) -> aws.s3.BucketPolicy:
+        """The bucket policy (its first statement: bucket_tls_only), made once the public-access
+        block is in place."""
+        return aws.s3.BucketPolicy(
+            self._name,
+            bucket=self.bucket.id,
+            policy=document,
+            opts=pulumi.ResourceOptions.merge(self._kept, pulumi.ResourceOptions(depends_on=[self._public_access_block])),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,41 +127,21 @@ class ServiceBucket(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServiceBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ServiceBucket", name, None, opts)
-        service, retain = args.service, args.retain
-        child = pulumi.ResourceOptions(parent=self)
-        kept = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=retain, protect=retain))
-        self.bucket = aws.s3.Bucket(
+        service = args.service
+        private = PrivateBucket(
             f"{service}-bucket",
             bucket_prefix=f"{args.prefix}-{service}-",
-            force_destroy=not retain,
             tags={"Service": service},
-            opts=kept,
+            expire_days=lifecycle_days(args.retention_hours),
+            retain=args.retain,
+            parent=self,
+            abort_uploads_after_days=1,
         )
-        bucket = self.bucket
-        block = guard_private_bucket(f"{service}-bucket", bucket, kept)
-        aws.s3.BucketLifecycleConfiguration(
-            f"{service}-bucket",
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="retention",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lifecycle_days(args.retention_hours)),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=1
-                    ),
-                )
-            ],
-            opts=kept,
-        )
-        objects = bucket.arn.apply(lambda arn: f"{arn}/*")
-        aws.s3.BucketPolicy(
-            f"{service}-bucket",
-            bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, args.task_role.arn).apply(
+        self.bucket = bucket = private.bucket
+        private.policy(
+            pulumi.Output.all(bucket.arn, args.task_role.arn).apply(
                 lambda arns: policy(
-                    tls_only(arns[0]),
+                    bucket_tls_only(arns[0]),
                     {
                         # Data is read and written by the owning service's task role alone;
                         # administrators keep the bucket's management actions.
@@ -138,9 +153,9 @@ class ServiceBucket(pulumi.ComponentResource):
                         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": arns[1]}},
                     },
                 )
-            ),
-            opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[block])),
+            )
         )
+        objects = bucket.arn.apply(lambda arn: f"{arn}/*")
         aws.iam.RolePolicy(
             f"{service}-bucket",
             role=args.task_role.id,
@@ -150,7 +165,7 @@ class ServiceBucket(pulumi.ComponentResource):
                     {"Sid": "Objects", "Effect": "Allow", "Action": list(OBJECT_ACTIONS), "Resource": arns[1]},
                 )
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         region = args.region
         self.store = bucket.bucket.apply(lambda name: ObjectStore(bucket=name, region=region, endpoint=f"s3.{region}.amazonaws.com"))
