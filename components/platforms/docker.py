@@ -11,7 +11,6 @@ from components.platforms.facts import DockerFacts
 from components.platforms.spec import HealthCheck, RunningService, ServiceSpec, SpecError, resolved_when
 from components.settings import Settings
 
-
 LOOPBACK = "127.0.0.1"
 
 
