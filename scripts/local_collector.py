@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-from components.plan import StackPlan, plan_stack, plan_with_collector
+from components.plan import StackPlan, placeholder_stores, plan_stack, plan_with_collector
 from components.services.collector_config import (
     BEARER_TOKEN_FILE_ENV,
     LOAD_BALANCING,
@@ -25,9 +25,22 @@ from components.services.collector_config import (
     render_collector_config,
 )
 from components.services.collector_sampling import pending_traces
-from components.services.collector_tiers import ALL, INGEST, scaled_topology
+from components.services.collector_tiers import ALL, INGEST, NAME, scaled_topology
 from components.settings import Settings
 from components.yamltext import to_yaml
+
+# The cgroup v1 memory controller, where the machine mounts it (the tests run as root).
+MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory")
+
+
+def memory_cgroups_work() -> bool:
+    try:
+        probe = MEMORY_CGROUPS / f"otelcol-probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+        return True
+    except OSError:
+        return False
 
 
 def plan_with_tier(plan: StackPlan, tier: str) -> StackPlan:
@@ -101,7 +114,9 @@ class Collector:
         every sampler listens on its own port of one address, which one DNS name cannot tell apart.
         A tier the stack does not have (the dev stack runs one collector) is rendered as the
         stack would if its collector scaled out."""
-        config = render_collector_config(plan_with_tier(plan_stack(settings), tier), tier)
+        plan = plan_with_tier(plan_stack(settings), tier)
+        # As deployed: signed remote write where the stack uses a managed metrics store.
+        config = render_collector_config(plan, tier, placeholder_stores(plan.facts).metrics)
         self.tier = tier
         self.otlp_grpc, self.otlp_http, self.health, self.metrics = (free_port() for _ in range(4))
         protocols = config["receivers"]["otlp"]["protocols"]
@@ -142,6 +157,20 @@ class Collector:
         self.path = workdir / "collector.yaml"
         self.log = workdir / "collector.log"
         self.process: Optional[subprocess.Popen] = None
+        self.cgroup: Optional[Path] = None
+
+    def in_container(self, settings: Settings) -> None:
+        """Runs the collector as its container does: in a memory cgroup of the stack's collector
+        memory (the percentages in its config read that limit, and the kernel enforces it), with the
+        GOMEMLIMIT the platforms set. Needs a writable cgroup v1 memory controller (root)."""
+        memory_mib = settings.memory_mb(NAME)
+        self.cgroup = MEMORY_CGROUPS / f"otelcol-test-{self.otlp_grpc}"
+        self.cgroup.mkdir()
+        (self.cgroup / "memory.limit_in_bytes").write_text(str(memory_mib << 20))
+        swap = self.cgroup / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(memory_mib << 20))
+        self.env["GOMEMLIMIT"] = go_memory_limit(memory_mib)
 
     def size_for(self, container_mib: int) -> None:
         """The stack's memory percentages, GOMEMLIMIT and tail sampling's trace budget, sized for a
@@ -161,8 +190,13 @@ class Collector:
 
     def start(self) -> Collector:
         self.path.write_text(to_yaml(self.config))
+        procs = self.cgroup / "cgroup.procs" if self.cgroup else None
+        # Joins the cgroup before it runs the collector, so every byte it allocates counts.
+        join = (lambda: procs.write_text(str(os.getpid()))) if procs else None
         with self.log.open("a") as log:
-            self.process = subprocess.Popen([self.binary, f"--config={self.path}"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            self.process = subprocess.Popen(
+                [self.binary, f"--config={self.path}"], stdout=log, stderr=subprocess.STDOUT, env=self.env, preexec_fn=join
+            )
         wait_for(f"http://127.0.0.1:{self.health}/")
         return self
 
@@ -170,6 +204,18 @@ class Collector:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
+        if self.cgroup and self.cgroup.exists() and (self.process is None or self.process.poll() is not None):
+            self.cgroup.rmdir()
+
+    def peak_memory_bytes(self) -> int:
+        """The most the cgroup's processes held at once (RSS and page cache), where it runs in one."""
+        assert self.cgroup is not None
+        return int((self.cgroup / "memory.max_usage_in_bytes").read_text())
+
+    def killed_for_memory(self) -> bool:
+        """The kernel's OOM killer ended a process of the cgroup."""
+        assert self.cgroup is not None
+        return "oom_kill 0" not in (self.cgroup / "memory.oom_control").read_text()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

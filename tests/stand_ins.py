@@ -178,3 +178,32 @@ class LogStore:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class RemoteWriteCapture:
+    """A remote-write endpoint (Prometheus or a managed store) that answers 200 to every POST and
+    keeps each request's headers and body size: what a signed write looks like on the wire."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], int]] = []
+        lock = threading.Lock()
+        capture = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    capture.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, len(body)))
+                send_ok(self, "text/plain", b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import Optional
 
 import grpc
 import pytest
@@ -31,6 +32,8 @@ from components.services.collector_sampling import (
     TRACES_MEMORY_LIMIT_PERCENTAGE,
     TRACES_MEMORY_SPIKE_PERCENTAGE,
 )
+from components.settings import Settings
+from scripts.local_collector import memory_cgroups_work
 from tests.conftest import report
 from tests.processes import Collector, anonymous_rss_bytes, poll
 from tests.stand_ins import LogStore, TraceStore
@@ -64,9 +67,9 @@ class CountingExporter(SpanExporter):
         self._inner.shutdown()
 
 
-def make_collector(otelcol, workdir, tempo: TraceStore, loki: LogStore) -> Collector:
+def make_collector(otelcol, workdir, tempo: TraceStore, loki: LogStore, settings: Optional[Settings] = None) -> Collector:
     return Collector(
-        otelcol, settings_for("dev"), workdir,
+        otelcol, settings or settings_for("dev"), workdir,
         tempo=f"127.0.0.1:{tempo.port}", loki=f"http://127.0.0.1:{loki.port}/otlp",
         # No metrics in these tests; a closed port stands for an unused Prometheus.
         prometheus="http://127.0.0.1:9/api/v1/write",
@@ -151,23 +154,41 @@ def spans_request(count: int, payload_bytes: int) -> trace_service_pb2.ExportTra
 FRESH_TRACES, GROWING_TRACES = "many small traces", "a few growing traces"
 
 
-@pytest.mark.parametrize("load", [FRESH_TRACES, GROWING_TRACES])
-def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otelcol, tmp_path, load):
+# The stack's percentages turned into MiB for a container of this size; or the config as a stack
+# with collectorMemoryMb of this size renders it, percentages and all, run in a memory cgroup of
+# that size (what the percentages read, and what the kernel enforces).
+IN_MIB, IN_A_CONTAINER = "limits in MiB", "percentages in a container"
+
+
+@pytest.mark.parametrize(("load", "form"), [(FRESH_TRACES, IN_MIB), (GROWING_TRACES, IN_MIB), (GROWING_TRACES, IN_A_CONTAINER)])
+def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otelcol, tmp_path, load, form):
     """Measured with tail sampling in the path (its own stricter memory limiter in front): the heap
     stays under the limit and senders are refused with UNAVAILABLE. Tail sampling acknowledges a
     trace before its decision, so once Tempo's queue is full the kept traces are dropped there,
     counted in otelcol_exporter_enqueue_failed_spans_total; everything else is delivered."""
     limit_mib = OVERLOAD_LIMIT_MIB
+    container_mib = limit_mib * 100 // MEMORY_LIMIT_PERCENTAGE
+    if form == IN_A_CONTAINER and not memory_cgroups_work():
+        pytest.skip("needs a writable cgroup v1 memory controller (root; CI has one)")
     tempo, loki = TraceStore().start(), LogStore()
     tempo.block()
-    collector = make_collector(otelcol, tmp_path, tempo, loki)
+    if form == IN_A_CONTAINER:
+        settings = settings_for("dev", collectorMemoryMb=str(container_mib))
+        collector = make_collector(otelcol, tmp_path, tempo, loki, settings)
+        collector.in_container(settings)
+    else:
+        collector = make_collector(otelcol, tmp_path, tempo, loki)
+        # The stack's percentages, GOMEMLIMIT and trace budget, for a small container instead of
+        # this machine's memory.
+        collector.size_for(container_mib)
     # A queue that fills in seconds instead of the stack's gigabyte on disk.
     collector.config["exporters"]["otlp_grpc/tempo"]["sending_queue"]["queue_size"] = OVERLOAD_QUEUE_BYTES
-    # The stack's percentages, GOMEMLIMIT and trace budget, for a small container instead of this
-    # machine's memory.
-    container_mib = limit_mib * 100 // MEMORY_LIMIT_PERCENTAGE
-    collector.size_for(container_mib)
     collector.start()
+    if form == IN_A_CONTAINER:
+        # The percentages read the cgroup's limit, not the machine's memory.
+        log = collector.log.read_text()
+        for percentage in (MEMORY_LIMIT_PERCENTAGE, TRACES_MEMORY_LIMIT_PERCENTAGE):
+            assert f'"limit_mib": {container_mib * percentage // 100},' in log, percentage
     outcomes: collections.Counter[str] = collections.Counter()
     loading = threading.Event()
     loading.set()
@@ -231,6 +252,11 @@ def test_overload_is_refused_with_a_retryable_error_within_the_memory_limit(otel
         assert peak_heap < limit_mib * 2**20
         # The container such a limit is for (the limit is 80% of it) would not have been killed.
         assert peak_rss < container_mib * 2**20
+        if form == IN_A_CONTAINER:
+            # The kernel enforced it: no process of the cgroup was killed for memory.
+            assert not collector.killed_for_memory()
+            report(f"faults: overload ({load}) in a {container_mib} MiB memory cgroup: at most "
+                   f"{collector.peak_memory_bytes() / 2**20:.0f} MiB charged to it (RSS and page cache), no OOM kill")
 
         # Load gone, store back: what was accepted and not dropped at the full queue drains (dev keeps
         # every trace), and new data is accepted again.

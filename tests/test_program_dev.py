@@ -170,6 +170,17 @@ def test_host_address_and_ports_follow_the_config():
     assert run.outputs["grafanaUrl"] == "http://localhost:3300"
 
 
+def test_prometheus_stays_on_this_machine_when_the_stack_is_on_the_network():
+    """Prometheus's remote-write and OTLP receivers take writes without authentication: published
+    on loopback whatever hostAddress says, so the network reaches it only through Grafana."""
+    run = run_program("dev", {"hostAddress": "0.0.0.0", "otlpRequireToken": "true", "externalHost": "devbox.lan"})
+    assert run.error is None, run.error
+    published = {(name, p["ip"]) for name, c in containers(run).items() for p in c.inputs.get("ports") or []}
+    assert ("prometheus", "127.0.0.1") in published and ("prometheus", "0.0.0.0") not in published
+    assert {ip for name, ip in published if name != "prometheus"} == {"0.0.0.0"}
+    assert run.outputs["prometheusUrl"] == "http://localhost:9090"
+
+
 def test_health_checks_gate_dependants_where_the_image_can_run_one(dev):
     expected = {
         "prometheus": ["CMD", "wget", "-q", "--spider", "http://localhost:9090/-/ready"],

@@ -19,7 +19,8 @@ from components.platforms.aws.containers import CONFIG_CONTAINER
 from components.platforms.aws.iam import CLOUDWATCH_READ_ACTIONS
 from components.platforms.aws.storage import OBJECT_ACTIONS, lifecycle_days
 from components.platforms.spec import SECRETS_DIR, MetricsStore, ObjectStore, secret_file
-from components.services import collector, collector_sampling, collector_tiers, loki, prometheus, tempo
+from components.render import render_stack
+from components.services import collector, collector_browser, collector_sampling, collector_tiers, loki, prometheus, tempo
 from components.settings import SERVICES
 from components.yamltext import to_yaml
 from tests.harness import MOCK_ACCOUNT, MOCK_ELB_ACCOUNT, MOCK_REGION, is_secret, plain_strings, project_path, run_program, unwrap
@@ -1012,3 +1013,20 @@ def test_default_collector_memory_limits_follow_its_task_size():
         assert int(task["memory"]) == main["memory"] == int(memory)
         env = {e["name"]: e["value"] for e in main["environment"]}
         assert env["GOMEMLIMIT"] == collector.go_memory_limit(int(memory)) == f"{int(memory) * 64 // 100}MiB"
+
+
+def test_no_browser_route_where_no_origin_may_send():
+    """With corsAllowedOrigins empty no web page may send, so there is no token-free route at all:
+    no receiver, no target group, no listener rule (and no rate limit to pay for)."""
+    run = run_program("prod", {"corsAllowedOrigins": "[]", "browserRateLimit": "3000"})
+    assert run.error is None, run.error
+    browser = f"{collector.NAME}-{collector_browser.BROWSER_OTLP.name}"
+    assert browser not in by_name(run, "aws:lb/targetGroup:TargetGroup")
+    assert browser not in by_name(run, "aws:lb/listenerRule:ListenerRule")
+    assert not run.of_type(WEB_ACL)
+    (main,) = [c for c in containers(run)[collector.NAME].values() if c["name"] == collector.NAME]
+    assert collector_browser.BROWSER_OTLP.container_port not in {p["containerPort"] for p in main["portMappings"]}
+    receivers = yaml.safe_load(render_stack("prod", overrides={"corsAllowedOrigins": "[]"})["collector/config.yaml"])["receivers"]
+    assert set(receivers) == {"otlp"}
+    # Where origins are listed, the route exists.
+    assert browser in by_name(run_program("prod"), "aws:lb/targetGroup:TargetGroup")

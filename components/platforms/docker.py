@@ -11,6 +11,8 @@ from components.platforms.facts import DockerFacts
 from components.platforms.spec import HealthCheck, RunningService, ServiceSpec, SpecError, resolved_when
 from components.settings import Settings
 
+LOOPBACK = "127.0.0.1"
+
 
 class DockerPlatform(pulumi.ComponentResource):
     """One user-defined network; per service an image, named volumes and a container.
@@ -97,7 +99,7 @@ class DockerPlatform(pulumi.ComponentResource):
             envs=envs or None,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[spec.name])],
             ports=[
-                docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, ip=self._settings.host_address)
+                docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, ip=LOOPBACK if p.loopback_only else self._settings.host_address)
                 for p in spec.ports
                 if p.host_port is not None
             ],

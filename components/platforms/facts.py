@@ -67,7 +67,8 @@ class DockerFacts:
     def external_url(self, port: Port) -> str:
         if port.host_port is None:
             raise ValueError(f"port {port.name!r} is not published on the docker target")
-        return f"http://{self.settings.external_host}:{port.host_port}"
+        host = "localhost" if port.loopback_only else self.settings.external_host
+        return f"http://{host}:{port.host_port}"
 
     def object_store(self, bucket: str) -> None:
         return None

@@ -45,6 +45,9 @@ class Port:
     container_port: int
     # Published on the host (docker) when set; internal-only otherwise.
     host_port: Optional[int] = None
+    # Published on the host's loopback address only, whatever address the others use: the port
+    # takes unauthenticated writes, so only this machine may reach it.
+    loopback_only: bool = False
     # Served through the public entry point (aws) when set; internal-only otherwise.
     public: Optional[PublicRoute] = None
 

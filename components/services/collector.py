@@ -23,7 +23,7 @@ from components.platforms.spec import (
     ServiceSpec,
     render_when_known,
 )
-from components.services.collector_browser import BROWSER_LOGS_PATH, BROWSER_OTLP, BROWSER_TRACES_PATH
+from components.services.collector_browser import BROWSER_LOGS_PATH, BROWSER_OTLP, BROWSER_TRACES_PATH, has_browser_route
 from components.services.collector_config import (
     BEARER_TOKEN_ENV,
     BEARER_TOKEN_FILE_ENV,
@@ -75,7 +75,7 @@ def entry_ports(plan: StackPlan) -> tuple[Port, ...]:
         (Port(BROWSER_OTLP.name, BROWSER_OTLP.container_port,
               public=PublicRoute(paths=(BROWSER_TRACES_PATH, BROWSER_LOGS_PATH), health_port=HEALTH.container_port,
                                  anonymous=True)),)
-        if settings.otlp_require_token else ()
+        if has_browser_route(settings) else ()
     )
     return (
         Port(OTLP_GRPC.name, OTLP_GRPC.container_port, host_port=ports.otlp_grpc, public=PublicRoute(paths=OTLP_GRPC_PATHS, grpc=True)),

@@ -29,6 +29,13 @@ BROWSER_SIGNALS = ("traces", "logs")
 BROWSER_FORWARD = "forward/browser"
 
 
+def has_browser_route(settings: Settings) -> bool:
+    """Web pages get a route of their own where server SDKs need a token, and only where some
+    origin may send (corsAllowedOrigins): with none, no page could, and the route would only be a
+    token-free door."""
+    return settings.otlp_require_token and bool(settings.cors_allowed_origins)
+
+
 def browser_ingest(settings: Settings, spike_limit_percentage: int) -> dict[str, Any]:
     """A public route for web pages where server SDKs need a token: its own OTLP/HTTP receiver
     (no token; CORS only for corsAllowedOrigins; small bodies; traces and logs only) and its own

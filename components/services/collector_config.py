@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from components.platforms.spec import MetricsStore, Port
 from components.services import loki, prometheus, tempo
-from components.services.collector_browser import BROWSER_FORWARD, BROWSER_SIGNALS, browser_ingest
+from components.services.collector_browser import BROWSER_FORWARD, BROWSER_SIGNALS, browser_ingest, has_browser_route
 from components.services.collector_intake import intake_processors
 from components.services.collector_sampling import (
     INSTANCE_ATTRIBUTE,
@@ -100,10 +100,12 @@ def render_collector_config(plan: StackPlan, tier_kind: str, metrics: Optional[M
         pieces.append(_routing(sampler))
     if metrics is not None:
         pieces.append({"extensions": {"sigv4auth": {"region": metrics.region, "service": "aps"}}})
+    if settings.otlp_require_token and tier.takes_telemetry:
+        pieces.append(_token())
     # Web pages send to the entry tier, as server SDKs do, on a token-free route of their own.
-    browser = browser_ingest(settings, MEMORY_SPIKE_PERCENTAGE) if settings.otlp_require_token and tier.takes_telemetry else None
+    browser = browser_ingest(settings, MEMORY_SPIKE_PERCENTAGE) if has_browser_route(settings) and tier.takes_telemetry else None
     if browser is not None:
-        pieces += [_token(), {section: browser[section] for section in ("receivers", "processors", "connectors")}]
+        pieces.append({section: browser[section] for section in ("receivers", "processors", "connectors")})
     config = _merge(pieces)
     config["service"] = {
         "extensions": list(config["extensions"]),

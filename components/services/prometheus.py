@@ -117,7 +117,8 @@ class Prometheus(pulumi.ComponentResource):
         super().__init__("observability:components:Prometheus", NAME, None, opts)
         settings = plan.settings
         self.config_yaml = render_when_known(lambda m: to_yaml(render_prometheus_config(plan, m)), metrics_store)
-        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus)
+        # Its remote-write and OTLP receivers take writes without authentication: this machine only.
+        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus, loopback_only=True)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),
