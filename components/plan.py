@@ -7,13 +7,14 @@ rule of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Optional
 
 import pulumi
 
+from components.grafana.cloudwatch import ECS_CLUSTER_VARIABLE, S3_BUCKETS_VARIABLE
 from components.grafana.content import DataSourceDefinition, datasource_definitions
 from components.platforms import facts_for
 from components.platforms.facts import PlatformFacts
@@ -61,6 +62,14 @@ class StackPlan:
         documents[_config_name(tempo.NAME, tempo.CONFIG_PATH)] = tempo.render_tempo_config(self.settings, stores.traces)
         documents[_config_name(loki.NAME, loki.CONFIG_PATH)] = loki.render_loki_config(self.settings, stores.logs)
         return documents
+
+    def dashboard_constants(self, bucket_names: pulumi.Input[Sequence[str]] = ()) -> dict[str, Any]:
+        """Values the dashboards' constants (and the alert rules' CloudWatch dimensions) take where
+        the platform has metrics of its own: its cluster and the stack's buckets (names an Output
+        until deployed)."""
+        if self.facts.cloud_metrics_cluster is None:
+            return {}
+        return {ECS_CLUSTER_VARIABLE: self.facts.cloud_metrics_cluster, S3_BUCKETS_VARIABLE: bucket_names}
 
     def writers_of_metrics(self) -> tuple[str, ...]:
         """The services that remote-write metrics: every collector tier and Prometheus."""

@@ -22,7 +22,6 @@ from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.plan import placeholder_stores, plan_stack
 from components.settings import ProblemsError, load_settings
-from components.stack import dashboard_constants
 from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
 from components.yamltext import to_yaml
 
@@ -82,7 +81,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR, overrides: Optiona
     datasources = plan.datasources(stores.metrics.query_url if stores.metrics else None, plan.facts.cloud_metrics_region)
     files["grafana/datasources.json"] = _json([vars(d) for d in datasources])
     buckets = [store.bucket for store in (stores.traces, stores.logs) if store is not None]
-    uids, constants = {d.uid for d in datasources}, dashboard_constants(settings, buckets)
+    uids, constants = {d.uid for d in datasources}, plan.dashboard_constants(buckets)
     for folder in load_folders():
         files[f"grafana/dashboards/{folder.uid}/folder.json"] = _json({"uid": folder.uid, "title": folder.title})
         for dashboard in folder.dashboards:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Optional
 
 import pulumi
@@ -10,7 +9,6 @@ import pulumi_random as random
 
 from components.grafana.alerting import Alerting
 from components.grafana.alerts import RuleContext, RuleGroup, read_runbook
-from components.grafana.cloudwatch import ECS_CLUSTER_VARIABLE, S3_BUCKETS_VARIABLE
 from components.grafana.content import DataSourceDefinition, GrafanaContent, grafana_provider
 from components.grafana.dashboards import load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
@@ -23,16 +21,6 @@ from components.services.grafana import Grafana
 from components.services.loki import Loki
 from components.services.prometheus import Prometheus
 from components.services.tempo import Tempo
-from components.settings import Settings
-
-
-def dashboard_constants(settings: Settings, bucket_names: pulumi.Input[Sequence[str]] = ()) -> dict[str, Any]:
-    """Values the dashboards' constants (and the alert rules' CloudWatch dimensions) take on this
-    stack: its ECS cluster and the S3 buckets it made (names an Output until deployed)."""
-    if not settings.aws:
-        return {}
-    # The ECS cluster is named after the stack (components/platforms/aws), lowercased.
-    return {ECS_CLUSTER_VARIABLE: settings.resource_prefix.lower(), S3_BUCKETS_VARIABLE: bucket_names}
 
 
 def build_stack(plan: StackPlan, platform: Platform, alert_groups: list[RuleGroup]) -> dict[str, Any]:
@@ -60,8 +48,8 @@ def build_stack(plan: StackPlan, platform: Platform, alert_groups: list[RuleGrou
         provider=grafana_provider(url=ui.url, auth=pulumi.Output.concat(ui.admin_user, ":", ui.admin_password)),
         datasources=managed_datasources(plan, platform, managed),
         folders=load_folders(),
-        dashboard_constants=dashboard_constants(
-            settings, pulumi.Output.all(*[store.apply(lambda s: s.bucket) for store in (traces.store, logs.store) if store is not None])
+        dashboard_constants=plan.dashboard_constants(
+            pulumi.Output.all(*[store.apply(lambda s: s.bucket) for store in (traces.store, logs.store) if store is not None])
         ),
         opts=pulumi.ResourceOptions(depends_on=[ui]),
     )
@@ -72,7 +60,7 @@ def build_stack(plan: StackPlan, platform: Platform, alert_groups: list[RuleGrou
         contacts=settings.alert_contacts,
         depends_on=list(content.datasources.values()),
         # Rules need only what is known before deploy: the cluster, not the buckets.
-        context=RuleContext(frozenset(content.datasources), dashboard_constants(settings)),
+        context=RuleContext(frozenset(content.datasources), plan.dashboard_constants()),
         runbook=runbook_dashboard(runbook),
         runbook_links=runbook_links(runbook, plan.grafana_root_url, settings.runbook_base_url),
     )

@@ -19,10 +19,9 @@ from components import render
 from components.grafana.alerts import RuleContext, load_rule_groups
 from components.grafana.content import CLOUDWATCH_UID, DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
-from components.plan import placeholder_stores
+from components.plan import placeholder_stores, plan_stack
 from components.platforms import facts_for
 from components.platforms.spec import SECRETS_DIR
-from components.stack import dashboard_constants
 from components.stackconfig import stack_names
 from tests.harness import project_path, run_program, unwrap
 from tests.test_settings import settings_for
@@ -106,7 +105,7 @@ def test_every_datasource_dashboard_and_rule_group_is_written(stack):
         for dashboard in folder.dashboards:
             stores = placeholder_stores(facts_for(settings))
             buckets = [store.bucket for store in (stores.traces, stores.logs) if store is not None]
-            shown = for_stack(dashboard.model, uids, dashboard_constants(settings, buckets))
+            shown = for_stack(dashboard.model, uids, plan_stack(settings).dashboard_constants(buckets))
             assert json.loads(files[f"grafana/dashboards/{folder.uid}/{dashboard.path.name}"]) == shown
     groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     for group in groups:

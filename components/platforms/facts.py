@@ -21,8 +21,10 @@ class PlatformFacts(Protocol):
     # Volumes a replacement instance inherits (DataVolume.inherited_by_replacements) live on
     # network storage, which loses what a stopped instance had not written out.
     inherited_volumes_on_network_storage: bool
-    # The region of the platform's own metrics (CloudWatch), where it has them.
+    # The region of the platform's own metrics (CloudWatch), where it has them, and the name those
+    # metrics group the stack's tasks under (the ECS cluster).
     cloud_metrics_region: Optional[str]
+    cloud_metrics_cluster: Optional[str]
     # The region of the managed metrics store, where the settings ask for one (signed requests).
     metrics_store_region: Optional[str]
 
@@ -59,6 +61,7 @@ class DockerFacts:
     scales_out: bool = False
     inherited_volumes_on_network_storage: bool = False
     cloud_metrics_region: None = None
+    cloud_metrics_cluster: None = None
     metrics_store_region: None = None
 
     def internal_host(self, service: str) -> str:
@@ -94,6 +97,11 @@ class AwsFacts:
     @property
     def cloud_metrics_region(self) -> str:
         return self._region
+
+    @property
+    def cloud_metrics_cluster(self) -> str:
+        # The ECS cluster is named after the stack, lowercased (ECS cluster names are case-sensitive).
+        return self.settings.resource_prefix.lower()
 
     @property
     def metrics_store_region(self) -> Optional[str]:

@@ -1,4 +1,4 @@
-"""Security-group rules: every rule of the stack is one TCP port (or range) to or from one peer."""
+"""Security-group rules: every rule of the stack is one port (or range) of one protocol to or from one peer."""
 
 from __future__ import annotations
 
@@ -25,14 +25,16 @@ def allow_tcp(
     opts: pulumi.ResourceOptions,
     peer: Optional[aws.ec2.SecurityGroup] = None,
     cidr: Optional[str] = None,
+    protocol: str = "tcp",
 ) -> pulumi.Resource:
-    """Let `group` take ("in") or open ("out") TCP on `ports` from or to a peer group or an IPv4 block."""
+    """Let `group` take ("in") or open ("out") `protocol` (TCP unless named) on `ports` from or to a
+    peer group or an IPv4 block."""
     low, high = ports if isinstance(ports, tuple) else (ports, ports)
     rule = aws.vpc.SecurityGroupIngressRule if direction == "in" else aws.vpc.SecurityGroupEgressRule
     return rule(
         name,
         security_group_id=group.id,
-        ip_protocol="tcp",
+        ip_protocol=protocol,
         from_port=low,
         to_port=high,
         referenced_security_group_id=peer.id if peer is not None else None,

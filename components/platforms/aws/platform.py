@@ -59,7 +59,7 @@ class AwsPlatform(pulumi.ComponentResource):
         )
         self.cluster = aws.ecs.Cluster(
             "cluster",
-            name=self._prefix,
+            name=self.facts.cloud_metrics_cluster,
             settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enabled")],
             opts=child,
         )

@@ -5,6 +5,7 @@ Map name, public routes, and autoscaling when it may run several tasks."""
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -154,6 +155,14 @@ class FargateService(pulumi.ComponentResource):
                 f"{name}-{port.name}-from-services", group=security_group, direction="in", ports=port.container_port,
                 peer=shared.members_security_group, description=f"{port.name} from the other services", opts=child,
             )
+        if spec.gossip_port is not None:
+            # A ring's members talk on TCP and UDP (memberlist), among this service's tasks only;
+            # they find each other through the Cloud Map name (an A record per task).
+            for protocol, direction in itertools.product(("tcp", "udp"), ("in", "out")):
+                allow_tcp(
+                    f"{name}-gossip-{protocol}-{direction}", group=security_group, direction=direction, ports=spec.gossip_port,
+                    peer=security_group, protocol=protocol, description=f"gossip ({protocol.upper()}) between {name}'s tasks", opts=child,
+                )
         return security_group
 
     def _task_definition(
