@@ -64,6 +64,10 @@ class Task:
         container; a container's exit takes every process of its PID namespace (here: its group)."""
         process = self.collector.process
         assert process is not None
+        if stop_timeout == 0:
+            # No time at all: frozen first, so it cannot act on SIGTERM before SIGKILL (on a busy
+            # machine a collector could finish shutting down between the two).
+            process.send_signal(signal.SIGSTOP)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=stop_timeout)
