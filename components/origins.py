@@ -17,15 +17,22 @@ from typing import Optional
 
 ACCEPTED = "scheme://host[:port] with http or https, no path; '*' only as the port or as the first label of your own domain (https://*.example.com)"
 
-_ORIGIN = re.compile(r"^(?P<scheme>https?)://(?P<host>[^/:?#]+)(?::(?P<port>[^/?#]*))?$", re.IGNORECASE)
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+# Whole values only (\A...\Z with fullmatch): `$` would match before a final line break too.
+_ORIGIN = re.compile(r"\A(?P<scheme>https?)://(?P<host>[^/:?#@\[\]\s]+)(?::(?P<port>[^/?#@\s]*))?\Z", re.IGNORECASE)
+_LABEL = re.compile(r"\A(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.IGNORECASE)
 
 
 def origin_problem(origin: str) -> Optional[str]:
     """Why this origin must not be configured, or None when it is fine."""
     if "*" in origin and origin.replace("*", "").rstrip(":/") in ("", "http", "https", "http:", "https:"):
         return f"{origin!r} would let any web site send telemetry; list the app origins instead ({ACCEPTED})"
-    match = _ORIGIN.match(origin)
+    # The authority: what lies between :// and the first /, ? or #.
+    authority = re.split(r"[/?#]", origin.split("://", 1)[-1], maxsplit=1)[0]
+    if "@" in authority:
+        return f"{origin!r} has credentials (user:password@); a browser's Origin never carries them; allowed: {ACCEPTED}"
+    if "[" in authority or authority.count(":") > 1:
+        return f"{origin!r} looks like an IPv6 origin; IPv6 origins are not supported, use a host name or an IPv4 address; allowed: {ACCEPTED}"
+    match = _ORIGIN.fullmatch(origin)
     if not match:
         return f"{origin!r} is not an origin; allowed: {ACCEPTED}"
     host, port = match.group("host"), match.group("port")
@@ -41,7 +48,7 @@ def origin_problem(origin: str) -> Optional[str]:
         return f"{origin!r} has '*' inside a name, which matches other people's domains too; allowed: {ACCEPTED}"
     if _is_ip_address(name):
         return f"{origin!r} puts '*' in an IP address; allowed: {ACCEPTED}" if wildcard else None
-    if not all(_LABEL.match(label) for label in name.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return f"{origin!r} has no valid host name; allowed: {ACCEPTED}"
     if wildcard and _public_suffixes().is_public(name.lower()):
         return (

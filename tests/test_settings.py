@@ -8,9 +8,10 @@ import pulumi
 import pytest
 import yaml
 
-from components.settings import SettingsError, load_settings
+from components.settings import SECRET_KEYS, SettingsError, load_settings
 from components.settings import load_stack_settings as settings_for
-from components.stackconfig import load_stack_config, stack_names
+from components.stackconfig import declared_keys, load_stack_config, stack_names
+from tests import harness
 from tests.harness import PROJECT, project_path, run_program
 
 
@@ -131,6 +132,29 @@ BAD_INPUTS = [
     ("containerMetrics", "on", "allowed: true, false"),
     ("cadvisorImage", "ghcr.io/google/cadvisor:latest", "latest"),
     ("cadvisorMemoryMb", "16", "allowed: 64 to 4096"),
+    # A line break at the end is refused as such, not passed on ($ matches before a final newline).
+    ("domainName", "obs.example.com\n", "'obs.example.com\\n' ends with a line break; allowed: a lowercase DNS name"),
+    ("grafanaAdminUser", "admin\n", "ends with a line break"),
+    ("collectorImage", "otel/opentelemetry-collector-contrib:0.159.0\n", "ends with a line break"),
+    ("smtpHost", "smtp.example.com:587\n", "ends with a line break"),
+    ("serviceNamespace", " opendeck", "has a space or tab at an end"),
+    # A CIDR block is a.b.c.d/n with its host bits zero: no bare address, no netmask.
+    ("ingressCidrs", '["10.0.0.0"]', "'10.0.0.0' is not a network: it has no prefix length (/n)"),
+    ("ingressCidrs", '["10.0.0.0/255.0.0.0"]', "gives a netmask, not a prefix length: write 10.0.0.0/8"),
+    ("grafanaIngressCidrs", '["203.0.113.7"]', "'203.0.113.7' is not a network: it has no prefix length (/n), for that one address 203.0.113.7/32"),
+    ("ingressCidrs", '["10.0.0.1/8"]', "has host bits set (the block is 10.0.0.0/8)"),
+    ("vpcCidr", "10.40.0.0", "no prefix length"),
+    ("vpcCidr", "10.40.0.0/255.255.0.0", "write 10.40.0.0/16"),
+    # A created VPC's range is private (RFC 1918).
+    ("vpcCidr", "8.8.0.0/16", "'8.8.0.0/16' is not a private range; allowed: a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"),
+    ("vpcCidr", "172.32.0.0/16", "not a private range"),
+    # Messages name what is wrong.
+    ("grafanaImage", "13.2.0", "has no repository: an image is <repository>:<tag>"),
+    ("corsAllowedOrigins", '["http://[::1]:4200"]', "IPv6 origins are not supported"),
+    ("corsAllowedOrigins", '["https://user:secret@app.opendeck.example"]', "has credentials (user:password@)"),
+    ("corsAllowedOrigins", '["http://localhost:4200\\n"]', "ends with a line break"),
+    ("corsAllowedOrigins", '"http://localhost:4200"', "is a string, not a list"),
+    ("otlpRequireToken", "true ", "'true ' is not true or false: it has a space or tab at an end"),
 ]
 
 
@@ -212,6 +236,14 @@ AWS_BAD_INPUTS = [
     ("ingressCidrs", '["::/0"]', "ingressCidrs: '::/0' is an IPv6 network; the load balancer listens on IPv4 only"),
     ("ingressCidrs", '["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"]', "ingressCidrs: lists '203.0.113.0/24' more than once"),
     ("publicSubnetIds", '["subnet-0a0000000000000a1", "subnet-0a0000000000000a1"]', "publicSubnetIds: lists 'subnet-0a0000000000000a1' more than once"),
+    # Two inbound rules (443, 80) per distinct network on one security group: at most 60 (AWS's default quota).
+    ("ingressCidrs", json.dumps([f"10.{i}.0.0/16" for i in range(31)]),
+     "ingressCidrs: with grafanaIngressCidrs, 31 distinct networks make 62 inbound rules on the load balancer's security group"),
+    # The certificate's partition is the region's.
+    ("certificateArn", "arn:aws-cn:acm:eu-west-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+     "certificateArn: is in the partition aws-cn, the stack's region eu-west-1 in aws"),
+    # A digest alone cannot be confirmed for ARM64: the check reads repository:tag.
+    ("lokiImage", "grafana/loki@sha256:" + "b" * 64, "lokiImage: is pinned by a digest alone, which cannot be confirmed to publish linux/arm64"),
 ]
 
 
@@ -227,14 +259,16 @@ def test_a_subnet_cannot_be_public_and_private():
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "message", "not_said"),
+    ("key", "value", "message", "not_said", "beside"),
     [
-        ("certificateArn", "arn:aws:iam::111122223333:server-certificate/observability", "is not valid; allowed: an ACM certificate ARN", "is in ,"),
-        ("ingressCidrs", '"0.0.0.0/0"', "is not a list of strings", "is empty"),
+        ("certificateArn", "arn:aws:iam::111122223333:server-certificate/observability", "is not valid; allowed: an ACM certificate ARN", "is in ,", {}),
+        ("ingressCidrs", '"0.0.0.0/0"', "is a string, not a list", "is empty", {}),
+        ("otlpRequireToken", "true ", "is not true or false", "is false;", {}),
+        ("publicSubnetIds", '"subnet-0a0000000000000a1"', "is a string, not a list", "has 0 subnet(s)", {"vpcId": "vpc-0a1b2c3d4e5f60718"}),
     ],
 )
-def test_a_wrong_value_is_named_once_and_truly(key, value, message, not_said):
-    error = str(run_program("prod", {key: value}).error)
+def test_a_wrong_value_is_named_once_and_truly(key, value, message, not_said, beside):
+    error = str(run_program("prod", {**beside, key: value}).error)
     assert f"{key}: " in error and message in error
     assert not_said not in error, error
 
@@ -299,6 +333,101 @@ def test_aws_target_needs_a_region():
         load_settings(config.get, PROJECT, "prod", aws_region="europe")
 
 
+def test_the_region_itself_is_validated():
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config("prod").items() if k.startswith(f"{PROJECT}:")}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config.get, PROJECT, "prod", aws_region="eu-west-1\n")
+    assert caught.value.problems == ["aws:region: 'eu-west-1\\n' ends with a line break; allowed: an AWS region such as eu-west-1, us-east-2"]
+    cn_arn = "arn:aws-cn:acm:cn-north-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    assert load_settings({**config, "certificateArn": cn_arn}.get, PROJECT, "prod", aws_region="cn-north-1").aws.region == "cn-north-1"
+    with pytest.raises(SettingsError, match="certificateArn: is in the partition aws, the stack's region cn-north-1 in aws-cn"):
+        load_settings({**config, "certificateArn": cn_arn.replace("arn:aws-cn:", "arn:aws:")}.get,
+                      PROJECT, "prod", aws_region="cn-north-1")
+
+
+def _program_with(monkeypatch, stack: str, raw: dict[str, str]):
+    """The program under mocks with fully qualified keys (any namespace) set over the stack file's."""
+    monkeypatch.setattr(harness, "load_stack_config", lambda name: {**load_stack_config(name), **raw})
+    return run_program(stack)
+
+
+@pytest.mark.parametrize(
+    ("stack", "key", "value", "message"),
+    [
+        ("prod", "aws:region", "eu-west-1\n", "aws:region: 'eu-west-1\\n' ends with a line break"),
+        ("dev", "observabilty:grafanaPort", "3001",
+         "observabilty:grafanaPort: the namespace 'observabilty' is not this project's (observability), so the program would ignore the key; "
+         "did you mean observability:grafanaPort?"),
+        ("dev", "Observability:retainDat", "true", "did you mean observability:retainData?"),
+    ],
+)
+def test_a_key_of_a_near_miss_namespace_or_a_bad_region_stops_the_program(monkeypatch, stack, key, value, message):
+    run = _program_with(monkeypatch, stack, {key: value})
+    assert isinstance(run.error, pulumi.RunError), run.error
+    assert message in str(run.error) and "certificateArn" not in str(run.error)
+    assert run.resources == []
+
+
+def test_a_near_miss_namespace_in_a_stack_file_is_refused_and_other_namespaces_pass(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text(project_path("Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  docker:host: unix:///var/run/docker.sock\n  observabilty:grafanaPort: 3001\n")
+    with pytest.raises(SettingsError, match="observabilty:grafanaPort: the namespace 'observabilty' is not this project's"):
+        settings_for("dev", tmp_path)
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  docker:host: unix:///var/run/docker.sock\n  aws:profile: ops\n")
+    assert settings_for("dev", tmp_path).stack == "dev"
+
+
+def test_the_load_balancer_admits_at_most_30_distinct_networks():
+    networks = [f"10.{i}.0.0/16" for i in range(31)]
+    assert settings_for("prod", ingressCidrs=json.dumps(networks[:30]), grafanaIngressCidrs=json.dumps(networks[:3])).aws is not None
+    with pytest.raises(SettingsError, match=r"31 distinct networks make 62 inbound rules.* allowed: at most 30 distinct networks"):
+        settings_for("prod", ingressCidrs=json.dumps(networks[:29]), grafanaIngressCidrs=json.dumps(networks[29:]))
+
+
+# A valid value of each key whose default is empty, and the keys it needs beside it.
+_SMTP = {"smtpHost": "smtp.example.com:587", "smtpFromAddress": "grafana@example.com"}
+EXAMPLES: dict[str, tuple[str, dict[str, str]]] = {
+    "externalHost": ("devbox.lan", {}),
+    "runbookBaseUrl": ("https://github.com/org/repo/blob/main/docs/runbook.md", {}),
+    "alertEmailAddresses": ('["oncall@example.com"]', _SMTP),
+    "alertSlackWebhookUrl": ("https://hooks.slack.com/services/T0/B0/x", {}),
+    "alertPagerDutyIntegrationKey": ("0123456789abcdef0123456789abcdef", {}),
+    "smtpHost": ("smtp.example.com:587", {"smtpFromAddress": "grafana@example.com"}),
+    "smtpUser": ("grafana", _SMTP),
+    "smtpPassword": ("hunter2", {**_SMTP, "smtpUser": "grafana"}),
+    "smtpFromAddress": ("grafana@example.com", {"smtpHost": "smtp.example.com:587"}),
+    "grafanaDatabaseUrl": ("postgres://grafana:pw@db.example.internal:5432/grafana", {}),
+    "vpcId": ("vpc-0a1b2c3d4e5f60718", {}),
+    "publicSubnetIds": ('["subnet-0a0000000000000a1"]', {}),
+    "privateSubnetIds": ('["subnet-0b0000000000000b1"]', {}),
+    "ingressCidrs": ('["203.0.113.0/24"]', {}),
+    "grafanaIngressCidrs": ('["203.0.113.0/24"]', {}),
+    "certificateArn": ("arn:aws:acm:eu-west-1:111122223333:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", {}),
+    "domainName": ("observability.example.com", {}),
+    "hostedZoneId": ("Z0123456789ABCDEFGHIJ", {}),
+}
+
+
+def _with_line_break(value: str) -> str:
+    """The value with a line break at its end; in a list, at the end of its first item."""
+    if value.startswith("["):
+        items = json.loads(value)
+        return json.dumps([items[0] + "\n", *items[1:]])
+    return value + "\n"
+
+
+@pytest.mark.parametrize("key", sorted(declared_keys()))
+def test_a_line_break_at_the_end_of_any_declared_key_is_refused_naming_it(key):
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config("dev").items() if k.startswith(f"{PROJECT}:")}
+    value, beside = EXAMPLES.get(key, (config[key], {}))
+    config |= {**beside, key: value}
+    load_settings(config.get, PROJECT, "dev", secret_keys=SECRET_KEYS)  # valid without the line break
+    config[key] = _with_line_break(value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config.get, PROJECT, "dev", secret_keys=SECRET_KEYS)
+    assert [p for p in caught.value.problems if p.startswith(f"{key}: ") and "line break" in p], caught.value.problems
+
+
 def test_aws_only_requirements_do_not_apply_to_docker():
     settings = settings_for("dev", collectorMemoryMb="768")
     assert settings.aws is None
@@ -356,6 +485,10 @@ def test_credentials_are_validated_without_echoing_them():
         "alertSlackWebhookUrl: is not valid (value not shown); allowed: an https:// webhook URL such as https://hooks.slack.com/services/..."
     ]
     assert "plain.example" not in str(caught.value)
+    config = {k.split(":", 1)[1]: v for k, v in load_stack_config("dev").items()} | {"grafanaAdminUser": "ops-admin\n"}
+    with pytest.raises(SettingsError, match=r"grafanaAdminUser: the value \(not shown\) ends with a line break") as caught:
+        load_settings(config.get, PROJECT, "dev", secret_keys={"grafanaAdminUser"})
+    assert "ops-admin" not in str(caught.value)
 
 
 def test_contacts_and_mail_server_are_read_when_valid():

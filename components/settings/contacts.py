@@ -7,11 +7,14 @@ import re
 from typing import Optional
 
 from components.settings.model import AlertContacts, SmtpSettings
-from components.settings.reader import EMAIL, HTTPS_URL, ConfigReader
+from components.settings.reader import EMAIL, HTTPS_URL, ConfigReader, what_is_wrong
 
 # PagerDuty Events API v2 integration keys are 32 characters.
-_PAGERDUTY_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
-_SMTP_HOST = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+_PAGERDUTY_KEY = re.compile(r"\A[A-Za-z0-9]{32}\Z")
+_SMTP_HOST = re.compile(r"\A[A-Za-z0-9.-]+:[0-9]{1,5}\Z")
+# Grafana writes the user into its SMTP login as given: no line break, no space at either end.
+_SMTP_USER = re.compile(r"\A[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]{0,254}[^\x00-\x20\x7f])?\Z")
+_PASSWORD = re.compile(r"\A[^\r\n]+\Z")
 
 
 def read_alert_contacts(reader: ConfigReader) -> AlertContacts:
@@ -28,13 +31,14 @@ def read_alert_contacts(reader: ConfigReader) -> AlertContacts:
 
 def read_smtp(reader: ConfigReader) -> Optional[SmtpSettings]:
     host = reader.optional("smtpHost")
-    user = reader.optional("smtpUser")
-    password = reader.secret("smtpPassword", re.compile(r"^.+$"), "the SMTP user's password")
+    user = reader.optional_pattern("smtpUser", _SMTP_USER, "the mail server's user name, at most 256 characters, no line break or space at an end")
+    password = reader.secret("smtpPassword", _PASSWORD, "the SMTP user's password, on one line")
     from_address = reader.optional("smtpFromAddress")
-    if host and not (_SMTP_HOST.match(host) and 1 <= int(host.rsplit(":", 1)[1]) <= 65535):
-        reader.problem("smtpHost", f"{host!r} is not a mail server address; allowed: host:port with a port from 1 to 65535, e.g. smtp.example.com:587")
-    if from_address and not EMAIL.match(from_address):
-        reader.problem("smtpFromAddress", f"{from_address!r} is not an e-mail address")
+    if host and not (_SMTP_HOST.fullmatch(host) and 1 <= int(host.rsplit(":", 1)[1]) <= 65535):
+        wrong = what_is_wrong(host, "is not a mail server address")
+        reader.problem("smtpHost", f"{host!r} {wrong}; allowed: host:port with a port from 1 to 65535, e.g. smtp.example.com:587")
+    if from_address and not EMAIL.fullmatch(from_address):
+        reader.problem("smtpFromAddress", f"{from_address!r} {what_is_wrong(from_address, 'is not an e-mail address')}; allowed: name@example.com")
     if not host:
         for key, value in (("smtpUser", user), ("smtpPassword", password), ("smtpFromAddress", from_address)):
             if value:

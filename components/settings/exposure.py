@@ -11,8 +11,8 @@ from typing import Optional
 from components.settings.model import ANONYMOUS_ROLES, HostPorts
 from components.settings.reader import ConfigReader
 
-_GRAFANA_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_GRAFANA_USER = re.compile(r"\A[A-Za-z0-9._@-]{1,64}\Z")
+_HOST = re.compile(r"\A(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
 # HostPorts field -> the key that sets it.
 _PORT_KEYS = {
     "grafana": "grafanaPort",
@@ -60,9 +60,11 @@ def refuse_open_doors(reader: ConfigReader, target: str, host_address: str, expo
     accept_open_doors = reader.boolean("allowUnauthenticatedNetworkAccess")
     if target != "docker" or not _beyond_this_machine(host_address):
         return
+    # A value refused already (otlpRequireToken: "true ") is reported as what it is, not as false.
+    token_off = not exposure.otlp_require_token and not reader.has_problem("otlpRequireToken")
     open_doors = [
         *(["grafanaAnonymousRole is Editor (anyone who reaches the host edits dashboards and alerts)"] if exposure.anonymous_role == "Editor" else []),
-        *(["otlpRequireToken is false (anyone who reaches the host sends telemetry)"] if not exposure.otlp_require_token else []),
+        *(["otlpRequireToken is false (anyone who reaches the host sends telemetry)"] if token_off else []),
     ]
     if open_doors and not accept_open_doors:
         reader.problem(
@@ -77,7 +79,7 @@ def refuse_public_access(reader: ConfigReader, exposure: Exposure) -> None:
     """The aws target serves Grafana and OTLP ingest to the internet: neither may be open."""
     if exposure.anonymous_role != "none":
         reader.problem("grafanaAnonymousRole", f"is {exposure.anonymous_role!r}; the aws target serves Grafana publicly, so it must be 'none'")
-    if not exposure.otlp_require_token:
+    if not exposure.otlp_require_token and not reader.has_problem("otlpRequireToken"):
         reader.problem("otlpRequireToken", "is false; the aws target takes OTLP from the internet, so it must be true")
 
 

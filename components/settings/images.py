@@ -21,26 +21,47 @@ def read_images(reader: ConfigReader) -> tuple[dict[str, ServiceSettings], str]:
     return services, reader.image("utilityImage")
 
 
-def arm64_confirmed(image: str) -> bool:
-    """The image is a confirmed repository and tag (a digest after the tag is the same index)."""
+def _repository_and_tag(image: str) -> tuple[str, str]:
+    """The repository (without docker.io/ and library/) and the tag ("" if none) of a reference."""
     reference = image.split("@", 1)[0]
-    repository, _, tag = reference.rpartition(":")
-    if "/" in tag or not repository:
-        return False
-    return tag in ARM64_IMAGES.get(repository.removeprefix("docker.io/").removeprefix("library/"), ())
+    repository, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:  # no tag, or the ':' was a registry's port
+        repository, tag = reference, ""
+    return repository.removeprefix("docker.io/").removeprefix("library/"), tag
+
+
+def arm64_confirmed(image: str) -> bool:
+    """The image's repository:tag is one confirmed to publish linux/arm64. What is checked is the
+    repository and tag only: a digest after the tag is taken to be that tag's index (nothing here
+    fetches it), and an image pinned by a digest alone names no tag, so it cannot be confirmed."""
+    repository, tag = _repository_and_tag(image)
+    return bool(tag) and tag in ARM64_IMAGES.get(repository, ())
 
 
 def refuse_unconfirmed_arm64(reader: ConfigReader, services: Mapping[str, ServiceSettings], utility_image: str) -> None:
     """On ARM64 tasks, every image must be one confirmed to publish linux/arm64."""
     images = {f"{name}Image": service.image for name, service in services.items()} | {"utilityImage": utility_image}
+    confirmed = ", ".join(f"{repository}:{tag}" for repository, tags in ARM64_IMAGES.items() for tag in tags)
     for key, image in images.items():
-        if image and not arm64_confirmed(image):
+        if not image or arm64_confirmed(image):
+            continue
+        repository, tag = _repository_and_tag(image)
+        if "@" in image and not tag:
+            known = ARM64_IMAGES.get(repository, ())
+            example = f"{repository}:{known[0] if known else '<confirmed tag>'}@sha256:..."
             reader.problem(
                 key,
-                f"{image!r} is not one of the images confirmed to publish linux/arm64 ("
-                + ", ".join(f"{repository}:{tag}" for repository, tags in ARM64_IMAGES.items() for tag in tags)
-                + "), and an ARM64 task cannot start an image without it; set cpuArchitecture: X86_64, or use a confirmed image",
+                "is pinned by a digest alone, which cannot be confirmed to publish linux/arm64: the check compares repository:tag "
+                f"with the confirmed images ({confirmed}) and a digest names no tag; give the confirmed tag before the digest "
+                f"(e.g. {example}, the digest taken to be that tag's index), or set cpuArchitecture: X86_64",
             )
+            continue
+        unchecked = "; only repository:tag is compared, not the digest" if "@" in image else ""
+        reader.problem(
+            key,
+            f"{image!r} is not one of the images confirmed to publish linux/arm64 ({confirmed}){unchecked}; an ARM64 task cannot "
+            "start an image without it; set cpuArchitecture: X86_64, or use a confirmed image",
+        )
 
 
 def read_container_metrics(reader: ConfigReader, target: str) -> ContainerMetricsSettings:

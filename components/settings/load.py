@@ -20,9 +20,11 @@ from components.settings.reader import HTTPS_URL, ConfigReader
 from components.settings.stores import read_prometheus_storage, read_retention
 from components.stackconfig import PROJECT_DIR, declared_keys, load_stack_config, project_name
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
-_NAMESPACE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
-_DATABASE_URL = re.compile(r"^(postgres|mysql)://[^\s:@/]+:[^\s@]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\Z")
+_NAMESPACE = re.compile(r"\A[A-Za-z0-9]([A-Za-z0-9._-]{0,62})\Z")
+_DATABASE_URL = re.compile(r"\A(postgres|mysql)://[^\s:@/]+:[^\s@]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9_-]+\Z")
+# How near a namespace must be to the project's name (difflib's ratio) to read as a misspelling of it.
+NAMESPACE_CUTOFF = 0.75
 # An SDK exports a span up to 5 s after it ends (the batch span processor's default schedule delay).
 SDK_EXPORT_DELAY_SECONDS = 5
 
@@ -53,11 +55,13 @@ def load_settings(
 
     secret_keys: the keys the stack stores encrypted; a credential stored in plain text is refused.
     aws_region: the AWS provider's own `aws:region` setting.
-    given_keys: every key the stack sets in the project's namespace; one Pulumi.yaml does not
-    declare (a misspelling) is refused, naming the nearest declared key.
+    given_keys: every key the stack sets: the project's by name alone (grafanaPort), the others with
+    their namespace (aws:region). A key of the project Pulumi.yaml does not declare (a misspelling) is
+    refused, naming the nearest declared key; so is a key whose namespace is a near miss of the
+    project's name (observabilty:grafanaPort), which the program would otherwise never read.
     """
     reader = ConfigReader(get, secret_keys)
-    _refuse_unknown_keys(reader, given_keys)
+    _refuse_unknown_keys(reader, project, given_keys)
     target = reader.choice("target", TARGETS)
     environment = reader.pattern("environment", _NAME, "lowercase letters, digits and dashes, at most 32 characters")
     namespace = reader.pattern("serviceNamespace", _NAMESPACE, "letters, digits, '.', '_' and '-', at most 63 characters")
@@ -118,12 +122,28 @@ def load_settings(
     )
 
 
-def _refuse_unknown_keys(reader: ConfigReader, given_keys: Collection[str]) -> None:
+def _refuse_unknown_keys(reader: ConfigReader, project: str, given_keys: Collection[str]) -> None:
     declared = declared_keys()
-    for key in sorted(set(given_keys) - declared):
-        nearest = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
-        hint = f"did you mean {nearest[0]}?" if nearest else "the keys this project reads are declared in Pulumi.yaml"
-        reader.problem(key, f"is not a setting of this project; {hint}")
+    keys = {key.removeprefix(f"{project}:") for key in given_keys}
+    for key in sorted(keys - declared):
+        namespace, colon, name = key.partition(":")
+        if not colon:
+            nearest = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+            hint = f"did you mean {nearest[0]}?" if nearest else "the keys this project reads are declared in Pulumi.yaml"
+            reader.problem(key, f"is not a setting of this project; {hint}")
+        elif _near_miss(namespace, project):
+            meant = name if name in declared else (difflib.get_close_matches(name, declared, n=1, cutoff=0.6) or [name])[0]
+            reader.problem(
+                key,
+                f"the namespace {namespace!r} is not this project's ({project}), so the program would ignore the key; "
+                f"did you mean {project}:{meant}?",
+            )
+
+
+def _near_miss(namespace: str, project: str) -> bool:
+    """A namespace that reads as a misspelling of the project's name (another provider's, aws or
+    docker, is far from it)."""
+    return namespace.lower() == project.lower() or bool(difflib.get_close_matches(namespace, [project], n=1, cutoff=NAMESPACE_CUTOFF))
 
 
 def load_stack_settings(stack: str, project_dir: Path = PROJECT_DIR, **overrides: str) -> Settings:
@@ -133,7 +153,8 @@ def load_stack_settings(stack: str, project_dir: Path = PROJECT_DIR, **overrides
     prefix = f"{project_name(project_dir)}:"
     config = {key.removeprefix(prefix): value for key, value in stack_config.items() if key.startswith(prefix)}
     config.update(overrides)
-    return load_settings(config.get, prefix[:-1], stack, aws_region=stack_config.get("aws:region"), given_keys=list(config))
+    others = [key for key in stack_config if not key.startswith(prefix)]
+    return load_settings(config.get, prefix[:-1], stack, aws_region=stack_config.get("aws:region"), given_keys=[*config, *others])
 
 
 def load_from_pulumi() -> Settings:
@@ -152,5 +173,5 @@ def load_from_pulumi() -> Settings:
         pulumi.get_stack(),
         secret_keys,
         aws_region=pulumi.Config("aws").get("region"),
-        given_keys=[key.split(":", 1)[1] for key in given if key.startswith(f"{project}:")],
+        given_keys=[key.removeprefix(f"{project}:") for key in given],
     )

@@ -12,12 +12,12 @@ from components.settings.model import (
     PrometheusStorage,
     Retention,
 )
-from components.settings.reader import ConfigReader
+from components.settings.reader import ConfigReader, what_is_wrong
 
 STORES = ("prometheus", "tempo", "loki")
 # storage.tsdb.retention.size units, powers of 2 (prometheus docs/configuration: "<size>").
 _SIZE_UNITS = {"MB": 1, "GB": 1024, "TB": 1024 * 1024}
-_RETENTION_SIZE = re.compile(r"^(?:(?P<percent>[1-9][0-9]?)%|(?P<count>[1-9][0-9]*)(?P<unit>MB|GB|TB))$")
+_RETENTION_SIZE = re.compile(r"\A(?:(?P<percent>[1-9][0-9]?)%|(?P<count>[1-9][0-9]*)(?P<unit>MB|GB|TB))\Z")
 
 
 def read_retention(reader: ConfigReader) -> dict[str, Retention]:
@@ -35,11 +35,11 @@ def read_prometheus_storage(reader: ConfigReader, target: str) -> PrometheusStor
     else:
         disk = reader.integer("prometheusStorageGib", minimum=1, maximum=64 * 1024)
     value = reader.raw("prometheusRetentionSize") or ""
-    match = _RETENTION_SIZE.match(value)
+    match = _RETENTION_SIZE.fullmatch(value)
     allowed = f"a share of prometheusStorageGib such as 80% (at most {PROMETHEUS_MAX_RETENTION_SHARE}%), or a size with MB, GB or TB such as 12GB"
     if not match:
         if value:
-            reader.problem("prometheusRetentionSize", f"{value!r} is not a size; allowed: {allowed}")
+            reader.problem("prometheusRetentionSize", f"{value!r} {what_is_wrong(value, 'is not a size')}; allowed: {allowed}")
         return PrometheusStorage(disk, disk * 1024 * 80 // 100)
     percent, count, unit = match.group("percent", "count", "unit")
     retention_mib = disk * 1024 * int(percent) // 100 if percent else int(count) * _SIZE_UNITS[unit]
