@@ -21,8 +21,8 @@ from components.grafana.content import DATASOURCE_UIDS
 from components.grafana.dashboards import for_stack, load_folders
 from components.grafana.runbook import runbook_dashboard, runbook_links
 from components.plan import placeholder_stores, plan_stack
-from components.settings import ProblemsError, load_settings
-from components.stackconfig import PROJECT_DIR, load_stack_config, project_name, stack_names
+from components.settings import ProblemsError, load_stack_settings
+from components.stackconfig import PROJECT_DIR, stack_names
 from components.yamltext import to_yaml
 
 
@@ -58,21 +58,10 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR, overrides: Optiona
     """Relative path -> file content for everything the stack deploys as configuration.
     overrides: project keys set as `pulumi config set` would, over the stack file's."""
     try:
-        config = load_stack_config(stack, project_dir)
+        settings = load_stack_settings(stack, project_dir, **(overrides or {}))
+        groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     except FileNotFoundError as error:
         raise RenderError(str(error)) from None
-    project = project_name(project_dir)
-    prefix = f"{project}:"
-    config |= {prefix + key: value for key, value in (overrides or {}).items()}
-    try:
-        settings = load_settings(
-            lambda key: config.get(prefix + key),
-            project,
-            stack,
-            aws_region=config.get("aws:region"),
-            given_keys=[key[len(prefix) :] for key in config if key.startswith(prefix)],
-        )
-        groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
     except ProblemsError as error:
         raise RenderError(f"stack {stack!r}: {error}") from None
     plan = plan_stack(settings)

@@ -116,7 +116,7 @@ def docker_environment(props: Mapping[str, Any]) -> dict[str, str]:
 
 # A tag that names one release (the settings refuse the same: components/settings/reader.py VERSION_TAG;
 # the pack runs from its own folder and cannot import the program).
-VERSION_TAG = re.compile(r"^v?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?$")
+VERSION_TAG = re.compile(r"\Av?[0-9]+(?:\.[0-9]+){2,}(?:[-_+.][0-9A-Za-z][0-9A-Za-z._+-]*)?\Z")
 
 
 def image_problem(reference: str) -> Optional[str]:

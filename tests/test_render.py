@@ -171,3 +171,10 @@ def test_rendered_yaml_reads_the_same_in_yaml_1_2(tmp_path):
             assert yaml_12.load(text) == yaml.safe_load(text), name
             seen |= {value for value in ("1e3", "0o17") if f"'{value}'" in text}
     assert seen == {"1e3", "0o17"}, "the odd values reach the rendered configs"
+
+
+def test_a_misspelt_project_namespace_is_refused_by_the_render_too(tmp_path):
+    shutil.copy(project_path("Pulumi.yaml"), tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.typo.yaml").write_text("config:\n  observabilty:grafanaPort: 3300\n")
+    with pytest.raises(render.RenderError, match=r"observabilty:grafanaPort: the namespace 'observabilty' is not this project's"):
+        render.render_stack("typo", project_dir=tmp_path)
