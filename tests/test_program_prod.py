@@ -445,9 +445,15 @@ def test_grafana_can_be_reached_from_its_own_networks_only():
         assert not any("sourceIp" in c for c in run.one(LISTENER_RULE, otlp).inputs["conditions"])
 
 
-def test_grafana_shares_ingests_networks_when_none_are_given(prod):
-    conditions = prod.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
+def test_grafana_shares_ingests_networks_when_none_are_given_and_the_stack_accepts_it():
+    run = run_program("prod", {"grafanaIngressCidrs": "[]", "grafanaOpenToInternet": "true"})
+    conditions = run.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
     assert conditions == [{"hostHeader": {"values": [DOMAIN]}}, {"pathPattern": {"values": ["/*"]}}]
+
+
+def test_the_sample_stack_admits_people_to_grafana_from_its_listed_networks_only(prod, settings):
+    conditions = prod.one(LISTENER_RULE, "grafana-http").inputs["conditions"]
+    assert {"sourceIp": {"values": list(settings.aws.grafana_ingress_cidrs)}} in conditions
 
 
 def test_iam_policies_name_specific_resources(prod):
@@ -568,7 +574,7 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
     rules = prod.of_type(INGRESS)
     alb = [r.inputs for r in rules if r.name.startswith("alb-")]
     assert {(r["fromPort"], r["toPort"], r["cidrIpv4"]) for r in alb} == {
-        (port, port, cidr) for port in (443, 80) for cidr in settings.aws.ingress_cidrs
+        (port, port, cidr) for port in (443, 80) for cidr in (*settings.aws.ingress_cidrs, *settings.aws.grafana_ingress_cidrs)
     }
     services = [r for r in rules if not r.name.startswith("alb-")]
     assert services and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in services)

@@ -212,6 +212,10 @@ def test_aws_refuses_anonymous_grafana():
 
 
 AWS_BAD_INPUTS = [
+    # Grafana's login and API from anywhere only when the stack says so (the sample lists a range).
+    ("grafanaIngressCidrs", "[]", "grafanaIngressCidrs: is empty (Grafana then takes ingressCidrs, which has 0.0.0.0/0), so Grafana's "
+     "login and API would be reachable from the whole internet; allowed: the networks people use Grafana from"),
+    ("grafanaIngressCidrs", '["0.0.0.0/0"]', "grafanaIngressCidrs: lists 0.0.0.0/0, so Grafana's login and API would be reachable"),
     ("certificateArn", "", "certificateArn: is missing"),
     ("domainName", "", "domainName: is missing"),
     ("ingressCidrs", "[]", "ingressCidrs: is empty"),
@@ -534,3 +538,13 @@ def test_links_use_the_external_host_people_reach():
     assert settings_for("dev", hostAddress="192.168.1.20", otlpRequireToken="true").external_host == "192.168.1.20"
     named = settings_for("dev", hostAddress="0.0.0.0", otlpRequireToken="true", externalHost="devbox.lan")
     assert named.external_host == "devbox.lan"
+
+
+def test_a_public_grafana_is_deployed_only_when_the_stack_accepts_it():
+    run = run_program("prod", {"grafanaIngressCidrs": "[]", "grafanaOpenToInternet": "true"})
+    assert run.error is None, run.error
+    # The sample stack lists a documentation range for people, not the whole internet.
+    assert settings_for("prod").aws.grafana_ingress_cidrs == ("203.0.113.0/24",)
+    run = run_program("dev", {"grafanaOpenToInternet": "true"})
+    assert isinstance(run.error, pulumi.RunError) and "grafanaOpenToInternet: accepts a public Grafana" in str(run.error)
+

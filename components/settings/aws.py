@@ -127,6 +127,9 @@ def _read_network(reader: ConfigReader) -> dict[str, Any]:
     }
 
 
+ANYWHERE = "0.0.0.0/0"
+
+
 def _read_edge(reader: ConfigReader, region: str) -> dict[str, Any]:
     """The load balancer: who may reach it, its certificate and its name. region: "" unless valid."""
     ipv4_only = "the load balancer listens on IPv4 only, so no IPv6 client could reach it"
@@ -154,6 +157,7 @@ def _read_edge(reader: ConfigReader, region: str) -> dict[str, Any]:
     return {
         "ingress_cidrs": cidrs,
         "grafana_ingress_cidrs": grafana_cidrs,
+        "grafana_open_to_internet": reader.boolean("grafanaOpenToInternet"),
         "certificate_arn": certificate,
         "domain_name": reader.optional_pattern("domainName", _DOMAIN, "a lowercase DNS name such as observability.example.com"),
         "hosted_zone_id": reader.optional_pattern(
@@ -184,6 +188,7 @@ def check_aws_target(
     task sizes, and a retention the managed metrics store keeps."""
     _check_supplied(reader, aws)
     _check_given_vpc(reader, aws)
+    _check_grafana_exposure(reader, aws)
     if aws.cpu_architecture == "ARM64":
         refuse_unconfirmed_arm64(reader, services, utility_image)
     _check_task_sizes(reader, aws, services)
@@ -195,6 +200,19 @@ def check_aws_target(
         )
 
 
+def _check_grafana_exposure(reader: ConfigReader, aws: AwsSettings) -> None:
+    """Grafana's login and API reachable from the whole internet only when the stack says so."""
+    people = aws.grafana_ingress_cidrs or aws.ingress_cidrs
+    if ANYWHERE not in people or aws.grafana_open_to_internet:
+        return
+    where = "lists 0.0.0.0/0" if aws.grafana_ingress_cidrs else "is empty (Grafana then takes ingressCidrs, which has 0.0.0.0/0)"
+    reader.problem(
+        "grafanaIngressCidrs",
+        f"{where}, so Grafana's login and API would be reachable from the whole internet; allowed: the networks people use "
+        "Grafana from (office, VPN, the machine that runs pulumi up), or accept it with grafanaOpenToInternet: true",
+    )
+
+
 def refuse_aws_only_features(reader: ConfigReader, aws: AwsSettings) -> None:
     """On any other target, the features only AWS provides stay off."""
     if aws.metrics_backend == "amp":
@@ -203,6 +221,8 @@ def refuse_aws_only_features(reader: ConfigReader, aws: AwsSettings) -> None:
         reader.problem("albAccessLogDays", "keeps the AWS load balancer's access logs, so it needs target aws; allowed on docker: 0")
     if aws.browser_rate_limit:
         reader.problem("browserRateLimit", "is an AWS WAF rule on the load balancer, so it needs target aws; allowed on docker: 0")
+    if aws.grafana_open_to_internet:
+        reader.problem("grafanaOpenToInternet", "accepts a public Grafana behind the AWS load balancer, so it needs target aws; allowed on docker: false")
 
 
 def _check_supplied(reader: ConfigReader, aws: AwsSettings) -> None:

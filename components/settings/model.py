@@ -140,6 +140,8 @@ class AwsSettings:
     file_system_backups: bool = True
     # Who may reach Grafana (people); empty: the same networks as ingest.
     grafana_ingress_cidrs: tuple[str, ...] = ()
+    # The stack accepts that Grafana's login and API are reachable from the whole internet.
+    grafana_open_to_internet: bool = False
     # Requests per 5 minutes per client address on the browser route (AWS WAF); 0: no WAF.
     browser_rate_limit: int = 0
     # Days the load balancer's access logs are kept in S3; 0: none.
