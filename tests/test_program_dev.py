@@ -410,3 +410,17 @@ def test_a_user_name_stored_encrypted_never_shows_in_docker_inspect():
     assert not [e for e in plain_strings(grafana.inputs.get("envs")) if "ops-admin-7f3" in e]
     assert "GF_SECURITY_ADMIN_USER__FILE=/run/secrets/gf_security_admin_user" in grafana.inputs["envs"]
     assert "grafanaAdminUser" in run.secret_outputs
+
+
+def test_with_the_token_on_a_local_web_app_still_has_its_route():
+    """Server SDKs then need the token; a page cannot keep one, so the token-free browser route is
+    published on the host too (CORS from corsAllowedOrigins, the same limits as on prod)."""
+    run = run_program("dev", {"otlpRequireToken": "true"})
+    assert run.error is None, run.error
+    ports = {(p["internal"], p["external"], p["ip"]) for p in containers(run)["collector"].inputs["ports"]}
+    assert (4319, 4319, "127.0.0.1") in ports
+    config = yaml.safe_load(uploads(containers(run)["collector"])[collector.CONFIG_PATH])
+    assert config["receivers"]["otlp/browser"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4319"
+    # Without the token the main receiver takes browsers too: no second route.
+    assert 4319 not in {p["internal"] for p in containers(run_program("dev"))["collector"].inputs["ports"]}
+

@@ -72,7 +72,7 @@ def entry_ports(plan: StackPlan) -> tuple[Port, ...]:
     aws), the browser route where apps need a token, the health check and its own metrics."""
     settings, ports = plan.settings, plan.settings.host_ports
     browser = (
-        (Port(BROWSER_OTLP.name, BROWSER_OTLP.container_port,
+        (Port(BROWSER_OTLP.name, BROWSER_OTLP.container_port, host_port=ports.otlp_browser,
               public=PublicRoute(paths=(BROWSER_TRACES_PATH, BROWSER_LOGS_PATH), health_port=HEALTH.container_port,
                                  anonymous=True)),)
         if has_browser_route(settings) else ()

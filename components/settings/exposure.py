@@ -20,6 +20,7 @@ _PORT_KEYS = {
     "otlp_http": "otlpHttpPort",
     "collector_health": "collectorHealthPort",
     "prometheus": "prometheusPort",
+    "otlp_browser": "otlpBrowserPort",
 }
 
 

@@ -108,6 +108,8 @@ class HostPorts:
     otlp_http: int
     collector_health: int
     prometheus: int
+    # The token-free route for web pages, where otlpRequireToken is true.
+    otlp_browser: int
 
 
 @dataclass(frozen=True)
