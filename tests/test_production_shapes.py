@@ -3,19 +3,23 @@ ports and local paths): the collector and Prometheus with the managed metrics st
 amp: SigV4 with placeholder credentials, the store a capturing stand-in on loopback, no traffic to
 AWS), and every shape's Prometheus config through promtool.
 
-Not run here: Prometheus's DNS service discovery of a scaled-out collector (it asks a DNS server,
-which the machine does not have); promtool checks that config, and tests/test_renderers.py what it
-asks for."""
+A scaled-out collector is scraped task by task through DNS, as Cloud Map answers on aws: a DNS
+stand-in on loopback (dnslib) gives each tier's name an A record per task, in a mount namespace
+where /etc/resolv.conf points at it."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
+import threading
 import time
 
 import httpx
 import pytest
 import yaml
+from dnslib import QTYPE, RCODE, RR, A
+from dnslib.server import BaseResolver, DNSServer
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -26,6 +30,7 @@ from components.services.prometheus import prometheus_args
 from tests.processes import Collector, free_port, poll, wait_for
 from tests.stand_ins import RemoteWriteCapture
 from tests.test_render import SHAPES
+from tests.test_sampler_discovery import mount_namespaces_work, with_own_hosts
 from tests.test_settings import settings_for
 
 TOKEN = "production-shape-token"
@@ -118,3 +123,92 @@ def test_prometheus_in_agent_mode_signs_what_it_scrapes_to_the_managed_store(pro
         process.terminate()
         process.wait(timeout=30)
         capture.stop()
+
+
+class MetricsEndpoint:
+    """A task's /metrics at one loopback address."""
+
+    def __init__(self, address: str, port: int):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"# TYPE task_up gauge\ntask_up 1\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((address, port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def dns_stand_in(records: dict[str, list[str]]) -> DNSServer:
+    """A records for the given names on 127.0.0.1:53; any other name does not exist."""
+
+    class Records(BaseResolver):
+        def resolve(self, request, handler):
+            reply = request.reply()
+            addresses = records.get(str(request.q.qname).rstrip("."), []) if request.q.qtype == QTYPE.A else []
+            for address in addresses:
+                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(address), ttl=5))
+            if not addresses:
+                reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+
+    server = DNSServer(Records(), port=53, address="127.0.0.1")
+    server.start_thread()
+    return server
+
+
+@pytest.mark.skipif(not mount_namespaces_work(), reason="needs root and unshare -m (CI runs as root)")
+def test_prometheus_scrapes_every_task_of_a_scaled_out_collector_found_by_dns(prometheus_bin, tmp_path):
+    config = yaml.safe_load(render_stack("prod", overrides={"collectorMaxTasks": "4"})["prometheus/prometheus.yml"])
+    discovered = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"] if "dns_sd_configs" in job}
+    assert set(discovered) == {"otel-collector", "otel-collector-sampler"}
+    tasks = {"otel-collector": ["127.0.0.2", "127.0.0.3"], "otel-collector-sampler": ["127.0.0.4", "127.0.0.5", "127.0.0.6"]}
+    task_port, port = free_port(), free_port()
+    endpoints = [MetricsEndpoint(address, task_port) for addresses in tasks.values() for address in addresses]
+    dns = dns_stand_in({discovered[job]["names"][0]: addresses for job, addresses in tasks.items()})
+    for job in config["scrape_configs"]:
+        if "dns_sd_configs" in job:
+            job["dns_sd_configs"][0]["port"] = task_port
+            job["dns_sd_configs"][0]["refresh_interval"] = "1s"
+        else:
+            # The single-task jobs at a closed port: only the discovered ones matter here.
+            job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+        job.pop("basic_auth", None)
+    config["global"]["scrape_interval"] = "1s"
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 localhost\n")
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    flags = [a for a in prometheus_args() if not a.startswith(("--config.file=", "--storage.tsdb.path="))]
+    command = [with_own_hosts(prometheus_bin, hosts, resolv, tmp_path), *flags, f"--config.file={tmp_path / 'prometheus.yml'}",
+               f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"]
+    with (tmp_path / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready")
+
+        def scraped() -> dict[str, set[str]]:
+            result = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": "up == 1"}, timeout=5).json()["data"]["result"]
+            found: dict[str, set[str]] = {}
+            for series in result:
+                found.setdefault(series["metric"]["job"], set()).add(series["metric"]["instance"].rsplit(":", 1)[0])
+            return found
+
+        assert poll(lambda: all(scraped().get(job) == set(addresses) for job, addresses in tasks.items()), 60), scraped()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        dns.stop()
+        for endpoint in endpoints:
+            endpoint.stop()
+
