@@ -1,5 +1,7 @@
 """Read the stack config once, plan the stack, choose where it runs, build it, export its addresses."""
 
+import gc
+
 import pulumi
 
 from components import migrations
@@ -11,6 +13,10 @@ from components.platforms.spec import SpecError
 from components.settings import SettingsError, load_from_pulumi
 from components.stack import build_stack
 
+# Every object imported so far (the SDKs') lives as long as the program: out of the garbage
+# collector's reach, so the run's own garbage is collected without sweeping them again and again
+# (benchmarks/replay.md); again once the platform has imported its provider's SDK.
+gc.freeze()
 try:
     settings = load_from_pulumi()
     alert_groups = load_rule_groups(datasource_uids=DATASOURCE_UIDS)
@@ -20,6 +26,7 @@ except (SettingsError, AlertRulesError) as error:
 # Before the first resource: resources take the stack's transformations when they are made.
 migrations.register()
 platform = platform_for(settings)
+gc.freeze()
 try:
     outputs = build_stack(plan_stack(settings, platform.facts), platform, alert_groups)
 except SpecError as error:

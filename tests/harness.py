@@ -6,6 +6,7 @@ as the engine would see them: camelCase keys, secrets wrapped in the secret sign
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import runpy
@@ -188,6 +189,9 @@ def run_program(
 
     _sync_await(run_pulumi_func(program))
     _sync_await(run_pulumi_func(lambda: _sync_await(settle())))
+    # __main__.py freezes what it imported and built (gc.freeze); a test process runs it many times,
+    # so each run's objects go back to the collector once the run is over.
+    gc.unfreeze()
     return run
 
 
