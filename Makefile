@@ -10,7 +10,7 @@ help:
 	@echo "make install | test | lint | typecheck | check | render | preview | up | destroy   (STACK=$(STACK))"
 
 # The virtualenv with the program's and the tests' dependencies, reinstalled when the pins change.
-.venv/.dev-requirements.sha256: requirements.txt requirements-dev.txt constraints.txt examples/opendeck-app/requirements.txt
+.venv/.dev-requirements.sha256: requirements.txt requirements-docker.txt requirements-dev.txt constraints.txt examples/opendeck-app/requirements.txt
 	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	cat $^ | sha256sum > $@

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import stat
+import subprocess
 import urllib.error
 
 import pytest
@@ -81,3 +83,23 @@ def test_a_cli_that_cannot_be_downloaded_ends_in_one_line_saying_what_to_do(stac
     assert "\n" not in message and "Traceback" not in message
     assert f"Pulumi CLI v{stack_script.PULUMI_VERSION}" in message and "name resolution" in message
     assert "put `pulumi` on PATH" in message
+
+
+@pytest.mark.parametrize(("stack", "installed"), [("dev", "requirements-docker.txt"), ("prod", "requirements.txt")])
+def test_a_docker_stack_gets_no_aws_provider_sdk(tmp_path, stack, installed):
+    """The Python language host asks the CLI for a plugin per installed provider SDK, so a dev
+    stack's virtualenv must not hold pulumi-aws: scripts/stack.sh installs only what the target needs."""
+    for name in ("requirements.txt", "requirements-docker.txt", "constraints.txt", f"Pulumi.{stack}.yaml"):
+        shutil.copy(project_path(name), tmp_path / name)
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(project_path("scripts", "stack.sh"), tmp_path / "scripts" / "stack.sh")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    # Stands in for the virtualenv's interpreter: records what it was asked to install or run.
+    python.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\n')
+    python.chmod(0o755)
+    subprocess.run(["bash", str(tmp_path / "scripts" / "stack.sh"), "preview", stack], check=True, capture_output=True)
+    install, run = (tmp_path / "calls").read_text().splitlines()
+    assert f"-r {installed} -c constraints.txt" in install and run == f"scripts/stack.py preview {stack}"
+    assert "pulumi-aws" not in project_path("requirements-docker.txt").read_text()
+    assert "-r requirements-docker.txt" in project_path("requirements.txt").read_text()
