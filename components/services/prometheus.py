@@ -28,6 +28,7 @@ NAME = "prometheus"
 HTTP = Port("http", 9090)
 DATA_DIR = "/prometheus"
 CONFIG_PATH = "/etc/prometheus/prometheus.yml"
+OUT_OF_ORDER_WINDOW = "10m"
 # Its own metrics, scraped where it runs.
 JOB = "prometheus"
 GRAFANA_JOB = "grafana"
@@ -83,7 +84,12 @@ def render_prometheus_config(plan: StackPlan, metrics: Optional[MetricsStore] = 
                 "retention": {
                     "time": settings.prometheus_retention.go_duration,
                     "size": settings.prometheus_storage.retention_size,
-                }
+                },
+                # One app's series reach it through several collectors (the load balancer spreads
+                # its exports): a write one of them sends late is older than what another wrote
+                # since. Kept, not refused (the collector drops a refused write for good), for as
+                # long as a collector retries a write (its remote-write retry_on_failure: 10m).
+                "out_of_order_time_window": OUT_OF_ORDER_WINDOW,
             }
         },
         "scrape_configs": [
