@@ -151,8 +151,8 @@ def _histogram(base: str) -> set[str]:
 
 
 # Made by the collector's connectors from every span, before sampling (span_metrics and
-# servicegraph at 0.159.0), as Prometheus 3.14 stores them after remote write: checked by running
-# both in tests/test_e2e.py. Span metrics keep the span's resource as labels (service_name, job, ...).
+# servicegraph), as Prometheus stores them after remote write: tests/test_e2e.py runs both at the
+# pinned versions and checks. Span metrics keep the span's resource as labels (service_name, job, ...).
 SPAN_GENERATED = {
     "traces_span_metrics_calls_total",
     *_histogram("traces_span_metrics_duration_seconds"),

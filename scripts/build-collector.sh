@@ -15,8 +15,8 @@ binary="$cache/otelcol/$hash/otelcol-observability"
 
 if [[ ! -x "$binary" ]]; then
   export GOBIN="$cache/bin" GOFLAGS=-mod=mod
-  # The checksum database behind the module proxy has no record of this module at v0.159.0
-  # (lookup answers 404 while the proxy serves the module): go.sum is computed from the proxy's copy.
+  # The checksum database behind the module proxy had no record of this module at v0.159.0 (the
+  # pin when checked; lookup answered 404 while the proxy served it): go.sum comes from the proxy's copy.
   export GONOSUMDB=github.com/open-telemetry/opentelemetry-collector-contrib/connector/servicegraphconnector
   builder="$GOBIN/builder-v$version"
   if [[ ! -x "$builder" ]]; then

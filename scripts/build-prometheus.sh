@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 tag=$(sed -n '/^  prometheusImage:/,/default:/s/^ *default: *.*:v//p' Pulumi.yaml)
 [[ "$tag" =~ ^3\.([0-9]+)\.([0-9]+)$ ]] || { echo "prometheusImage default is not a 3.x tag: '$tag'" >&2; exit 1; }
 module_version=$(printf 'v0.3%02d.%d' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")
+# --versions: print what would be built and build nothing (tests/test_versions.py compares it).
+if [[ "${1:-}" == "--versions" ]]; then echo "$tag $module_version"; exit 0; fi
 cache="${OBSERVABILITY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/observability-stack}"
 out="$cache/prometheus/$tag"
 

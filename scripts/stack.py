@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -23,8 +24,17 @@ from semver import VersionInfo
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_DIR / ".pulumi-state"
-# The CLI release that matches the pinned SDK (requirements.txt).
-PULUMI_VERSION = "3.272.0"
+
+
+def pinned_sdk_version(requirements: Path = PROJECT_DIR / "requirements.txt") -> str:
+    """The `pulumi` pin in requirements.txt: the CLI installed is the same release, so the pin lives there only."""
+    match = re.search(r"^pulumi==(\S+)$", requirements.read_text(), re.MULTILINE)
+    if not match:
+        sys.exit(f"{requirements} pins no pulumi==<version>")
+    return match.group(1)
+
+
+PULUMI_VERSION = pinned_sdk_version()
 
 
 def pulumi_command() -> auto.PulumiCommand:

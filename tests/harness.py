@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
+import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_pulumi_func
@@ -232,3 +233,13 @@ def dumps(value: Any) -> str:
 
 def project_path(*parts: str) -> Path:
     return PROJECT_DIR.joinpath(*parts)
+
+
+def pinned_image(key: str) -> str:
+    """An *Image key's default in Pulumi.yaml, where the image pins live: tests read it rather than repeat it."""
+    return str(load_stack_config_defaults()[key])
+
+
+def load_stack_config_defaults() -> dict[str, Any]:
+    declared = yaml.safe_load(project_path("Pulumi.yaml").read_text())["config"]
+    return {key: decl["default"] for key, decl in declared.items() if isinstance(decl, dict) and "default" in decl}

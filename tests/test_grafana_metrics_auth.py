@@ -1,4 +1,4 @@
-"""Grafana's /metrics asks for basic auth, and a real Prometheus 3.14 running the rendered config
+"""Grafana's /metrics asks for basic auth, and a real Prometheus (built at the pinned image's version) running the rendered config
 answers it from the password file the platform writes (nothing else knows the password)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from components.settings import SECRET_KEYS, SettingsError, load_settings
 from components.settings import load_stack_settings as settings_for
 from components.stackconfig import declared_keys, load_stack_config, stack_names
 from tests import harness
-from tests.harness import PROJECT, project_path, run_program
+from tests.harness import PROJECT, pinned_image, project_path, run_program
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -26,7 +26,7 @@ def test_dev_defaults_are_local_and_viewer_only():
     assert settings.target == "docker"
     assert settings.host_address == "127.0.0.1"
     assert settings.grafana_anonymous_role == "Viewer"
-    assert settings.image("grafana") == "grafana/grafana:13.2.0"
+    assert settings.image("grafana") == pinned_image("grafanaImage")
 
 
 def test_prod_carries_the_plan_retention_and_sampling():
@@ -310,7 +310,8 @@ def test_public_tasks_in_a_given_vpc_take_its_public_subnets_only(key, value, me
 def test_x86_runs_any_pinned_image_and_arm64_a_confirmed_one_pinned_by_digest():
     assert settings_for("prod", cpuArchitecture="X86_64", grafanaImage="grafana/grafana:13.1.0").aws is not None
     digest = "sha256:" + "b" * 64
-    assert settings_for("prod", lokiImage=f"grafana/loki:3.7.6@{digest}", utilityImage="docker.io/library/busybox:1.37.0").aws is not None
+    loki, utility = f"{pinned_image('lokiImage')}@{digest}", f"docker.io/library/{pinned_image('utilityImage')}"
+    assert settings_for("prod", lokiImage=loki, utilityImage=utility).aws is not None
 
 
 @pytest.mark.parametrize(("key", "value", "message"), AWS_BAD_INPUTS, ids=[f"{k}={v!r}" for k, v, _ in AWS_BAD_INPUTS])

@@ -57,10 +57,11 @@ DECISION_CACHE_FACTOR = 10
 # Series made from spans carry the identity of the collector process that made them, so the
 # series of several samplers never collide in the metrics store. The span-metrics connector adds
 # collector.instance.id itself (feature gate connector.spanmetrics.includeCollectorInstanceID,
-# beta, on by default at 0.159); the service-graph connector does not, so its series get the host
-# name the kernel gives the process (resourcedetection's system detector, hostname source os):
-# per container on Docker, per task on Fargate. host.name in OTEL_RESOURCE_ATTRIBUTES (the env
-# detector, asked first) overrides it where several collectors share one host.
+# beta, on by default at 0.159.0, the collectorImage pin when read); the service-graph connector
+# does not, so its series get the host name the kernel gives the process (resourcedetection's
+# system detector, hostname source os): per container on Docker, per task on Fargate. host.name
+# in OTEL_RESOURCE_ATTRIBUTES (the env detector, asked first) overrides it where several
+# collectors share one host.
 INSTANCE_ATTRIBUTE = "collector.instance.id"
 INSTANCE_DETECTION = "resource_detection/collector_host"
 INSTANCE_LABEL = f"resource/{INSTANCE_ATTRIBUTE}"
@@ -85,7 +86,7 @@ def tail_sampling(settings: Settings, memory_mb: int) -> dict[str, Any]:
 
 
 # Connectors that turn every span into metrics, before sampling. Names as produced (checked with the
-# built collector and Prometheus 3.14): traces_span_metrics_calls_total,
+# collector and Prometheus built at the pinned versions): traces_span_metrics_calls_total,
 # traces_span_metrics_duration_seconds_bucket, traces_service_graph_request_total,
 # traces_service_graph_request_failed_total, traces_service_graph_request_server_seconds_bucket
 # (the names Grafana's Tempo data source reads for its service map).

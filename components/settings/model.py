@@ -16,7 +16,8 @@ SERVICES = ("collector", "prometheus", "tempo", "loki", "grafana")
 CPU_ARCHITECTURES = ("X86_64", "ARM64")
 # Images confirmed to publish linux/arm64 (a manifest list with an arm64 entry), by repository and
 # tag; ARM64 tasks run only these (Fargate cannot start an image without the task's architecture).
-# Where each was checked: docs/arm64-images.md.
+# Where each was checked: docs/arm64-images.md. Kept as data, not derived from Pulumi.yaml: a new
+# pin is confirmed only once checked; tests/test_versions.py fails until this equals the pinned defaults.
 ARM64_IMAGES = {
     "otel/opentelemetry-collector-contrib": ("0.159.0",),
     "prom/prometheus": ("v3.14.0",),
