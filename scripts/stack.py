@@ -26,8 +26,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_DIR / ".pulumi-state"
 
 
-def pinned_sdk_version(requirements: Path = PROJECT_DIR / "requirements.txt") -> str:
-    """The `pulumi` pin in requirements.txt: the CLI installed is the same release, so the pin lives there only."""
+def pinned_sdk_version(requirements: Path = PROJECT_DIR / "requirements-docker.txt") -> str:
+    """The `pulumi` pin in requirements-docker.txt (every target's): the CLI installed is the same
+    release, so the pin lives there only."""
     match = re.search(r"^pulumi==(\S+)$", requirements.read_text(), re.MULTILINE)
     if not match:
         sys.exit(f"{requirements} pins no pulumi==<version>")

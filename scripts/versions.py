@@ -32,9 +32,9 @@ README_END = "<!-- end of pinned versions -->"
 ARM64_KEYS = (*(f"{name}Image" for name in SERVICES), "utilityImage")
 # The builder manifest's sections of components: all at the collector's own version.
 COMPONENT_SECTIONS = ("receivers", "processors", "exporters", "extensions", "connectors")
-# The SDKs the README's table lists (requirements.txt pins them with the rest).
+# The SDKs the README's table lists (requirements-docker.txt pins them, requirements.txt adds pulumi-aws).
 SDKS = ("pulumi", "pulumi-aws", "pulumi-docker", "pulumiverse-grafana", "pulumi-random")
-REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+REQUIREMENTS = ("requirements-docker.txt", "requirements.txt", "requirements-dev.txt")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def pins(requirements_text: str) -> dict[str, str]:
 
 
 def pulumi_sdk(s: Sources) -> str:
-    return pins(s.requirements["requirements.txt"])["pulumi"]
+    return pins(s.requirements["requirements-docker.txt"])["pulumi"]
 
 
 def actionlint_version(s: Sources) -> str:
@@ -180,7 +180,7 @@ def check_prometheus_build(s: Sources) -> list[str]:
 def check_pulumi_cli(s: Sources) -> list[str]:
     sdk = pulumi_sdk(s)
     return [
-        f".github/workflows/{name} installs the Pulumi CLI {got}, requirements.txt pins the pulumi SDK {sdk} (one release)"
+        f".github/workflows/{name} installs the Pulumi CLI {got}, requirements-docker.txt pins the pulumi SDK {sdk} (one release)"
         for name, text in s.workflows.items()
         for got in re.findall(r"pulumi-version: *(\S+)", text)
         if got != sdk
@@ -204,7 +204,7 @@ def pins_table(s: Sources) -> str:
     collector = str(yaml.safe_load(s.builder_manifest)["dist"]["version"])
     providers = modules["providers"][0][1] if modules["providers"] else "?"
     prometheus_tag, _, prometheus_module = s.prometheus_build.partition(" ")
-    sdks = pins(s.requirements["requirements.txt"])
+    sdks = pins(s.requirements["requirements-docker.txt"]) | pins(s.requirements["requirements.txt"])
     extra = {"collectorImage": "`configs/collector-builder.yaml` (checked); ", "prometheusImage": "`scripts/build-prometheus.sh` (derived); "}
     arm64 = "`ARM64_IMAGES` and docs/arm64-images.md (checked); "
     rows = [(f"`{key}`", f"`{reference}`", "`Pulumi.yaml`",
@@ -216,10 +216,13 @@ def pins_table(s: Sources) -> str:
         ("Prometheus and promtool built for the tests", f"`v{prometheus_tag}` (Go module `{prometheus_module}`)",
          "`prometheusImage` in `Pulumi.yaml`", "derived by `scripts/build-prometheus.sh`"),
         ("actionlint", f"`{actionlint_version(s)}`", "`scripts/build-actionlint.sh`", "none"),
-        ("Pulumi CLI", f"`{sdks['pulumi']}`", "the `pulumi` SDK pin in `requirements.txt`",
+        ("Pulumi CLI", f"`{sdks['pulumi']}`", "the `pulumi` SDK pin in `requirements-docker.txt`",
          "`PULUMI_VERSION` in `scripts/stack.py` (derived); `pulumi-version` in `.github/workflows/` (checked)"),
     ]
-    rows += [(f"`{name}` SDK", f"`{sdks[name]}`", "`requirements.txt`", "`constraints.txt` (checked)") for name in SDKS]
+    rows += [
+        (f"`{name}` SDK", f"`{sdks[name]}`", "`requirements.txt`" if name == "pulumi-aws" else "`requirements-docker.txt`", "`constraints.txt` (checked)")
+        for name in SDKS
+    ]
     lines = ["| what | version | pinned in | copies |", "|---|---|---|---|", *("| " + " | ".join(row) + " |" for row in rows)]
     return "\n".join(lines)
 

@@ -31,7 +31,7 @@ def test_the_pulumi_cli_is_derived_from_the_sdk_pin():
     stack_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stack_script)
     sdk = versions.pulumi_sdk(SOURCES)
-    assert sdk == stack_script.PULUMI_VERSION, "scripts/stack.py derives PULUMI_VERSION from requirements.txt"
+    assert sdk == stack_script.PULUMI_VERSION, "scripts/stack.py derives PULUMI_VERSION from requirements-docker.txt"
 
 
 def test_the_prometheus_module_version_follows_prometheus_scheme():
@@ -83,7 +83,7 @@ WRONG_COPIES = [
     ("prometheus-module", lambda s: dataclasses.replace(s, prometheus_build=s.prometheus_build + "1"), versions.check_prometheus_build,
      ["builds the Go module", "prometheusImage"]),
     ("workflow-cli", replace_in("workflows", "pulumi-version: ", "pulumi-version: 0."), versions.check_pulumi_cli,
-     ["installs the Pulumi CLI 0.", "requirements.txt pins the pulumi SDK"]),
+     ["installs the Pulumi CLI 0.", "requirements-docker.txt pins the pulumi SDK"]),
     ("constraints", replace_in("constraints", "pulumi_aws==", "pulumi_aws==0."), versions.check_constraints,
      ["requirements.txt pins pulumi-aws==", "constraints.txt has pulumi-aws==0."]),
     ("readme-table", replace_in("readme", "| `pulumi-random` SDK | `", "| `pulumi-random` SDK | `0."), versions.check_readme_table,
