@@ -212,3 +212,36 @@ def test_prometheus_scrapes_every_task_of_a_scaled_out_collector_found_by_dns(pr
         for endpoint in endpoints:
             endpoint.stop()
 
+
+
+def test_prods_own_prometheus_config_runs_and_scrapes(prometheus_bin, tmp_path):
+    """The one-task prod shape (self-hosted Prometheus, its TSDB retention and out-of-order window)
+    as deployed, every job pointed at a port on loopback."""
+    config = yaml.safe_load(render_stack("prod")["prometheus/prometheus.yml"])
+    assert "out_of_order_time_window" in config["storage"]["tsdb"] and "remote_write" not in config
+    port = free_port()
+    password = tmp_path / "grafana_metrics_password"
+    password.write_text("unused-here")
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{port}" if job["job_name"] == "prometheus" else "127.0.0.1:9"]}]
+        if "basic_auth" in job:
+            job["basic_auth"]["password_file"] = str(password)
+    config["global"]["scrape_interval"] = "1s"
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    flags = [a for a in prometheus_args() if not a.startswith(("--config.file=", "--storage.tsdb.path="))]
+    command = [prometheus_bin, *flags, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+               f"--web.listen-address=127.0.0.1:{port}"]
+    with (tmp_path / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready")
+
+        def up() -> dict[str, str]:
+            result = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": "up"}, timeout=5).json()["data"]["result"]
+            return {series["metric"]["job"]: series["value"][1] for series in result}
+
+        jobs = {job["job_name"] for job in config["scrape_configs"]}
+        assert poll(lambda: set(up()) == jobs and up()["prometheus"] == "1", 30), up()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
