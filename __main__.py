@@ -25,11 +25,12 @@ except (SettingsError, AlertRulesError) as error:
 
 # Before the first resource: resources take the stack's transformations when they are made.
 migrations.register()
-platform = platform_for(settings)
-gc.freeze()
 try:
+    # The platform may refuse settings only its cloud can judge (more zones than the region has).
+    platform = platform_for(settings)
+    gc.freeze()
     outputs = build_stack(plan_stack(settings, platform.facts), platform, alert_groups)
-except SpecError as error:
+except (SettingsError, SpecError) as error:
     raise pulumi.RunError(str(error)) from None
 for name, value in outputs.items():
     pulumi.export(name, value)

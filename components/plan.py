@@ -51,6 +51,12 @@ class StackPlan:
     def url(self, service: str, port: Port) -> str:
         return f"http://{self.hosts[service]}:{port.container_port}"
 
+    def scrapers(self, service: str, port: Port) -> tuple[str, ...]:
+        """Prometheus, where it scrapes this port of the service (a Port.clients entry)."""
+        host = self.hosts[service]
+        scraped = any(t.host == host and t.port == port.container_port for t in self.scrape_targets.values())
+        return (prometheus.NAME,) if scraped else ()
+
     def config_documents(self, stores: Stores) -> dict[str, Any]:
         """<service>/<file name> -> the config each service is given, for the offline render (the
         services' components render the same, once the platform has named its stores)."""
@@ -73,7 +79,7 @@ class StackPlan:
 
     def writers_of_metrics(self) -> tuple[str, ...]:
         """The services that remote-write metrics: every collector tier and Prometheus."""
-        return (*(t.service for t in self.collector.tiers), prometheus.NAME)
+        return (*self.collector.metric_writers, prometheus.NAME)
 
     def datasources(self, managed_query_url: Optional[pulumi.Input[str]], cloudwatch_region: Optional[str]) -> list[DataSourceDefinition]:
         """Grafana's data sources at the services' internal addresses; Prometheus's is the managed

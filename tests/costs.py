@@ -16,6 +16,7 @@ from tests.harness import ProgramRun, unwrap
 
 PRICE_DATE = "2026-12-02"
 HOURS_PER_MONTH = 730
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 
 _FARGATE_PAGE = "vantage.sh/blog/fargate-pricing, read 2026-12-02 (quotes the AWS Fargate page for us-east-1; eu-west-1 the same from memory)"
 _MEMORY = "from memory of the AWS pricing page"
@@ -44,28 +45,48 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "amp_samples_10m": (0.90, "per 10 million samples ingested (first 2 billion)", _MEMORY + " (Amazon Managed Service for Prometheus)"),
     "logs_gb_ingested": (0.57, "per GB ingested", _MEMORY + " (Amazon CloudWatch)"),
     "logs_gb_month": (0.03, "per GB-month stored", _MEMORY + " (Amazon CloudWatch)"),
+    # VPC flow logs and AWS WAF logs are vended logs: their first 10 TB a month cost what standard ingestion does.
+    "vended_logs_gb_ingested": (0.57, "per GB of vended logs delivered to CloudWatch Logs (first 10 TB)", _MEMORY + " (Amazon CloudWatch)"),
     "metric_month": (0.30, "per custom metric-month (first 10,000)", _MEMORY + " (Amazon CloudWatch)"),
     "alarm_month": (0.10, "per standard-resolution alarm-month", _MEMORY + " (Amazon CloudWatch)"),
     "secret_month": (0.40, "per secret-month", _MEMORY + " (AWS Secrets Manager)"),
     "hosted_zone_month": (0.50, "per hosted zone-month", _MEMORY + " (Amazon Route 53; Cloud Map's private namespace is one)"),
     "waf_acl_month": (5.00, "per web ACL-month", _MEMORY + " (AWS WAF)"),
     "waf_rule_month": (1.00, "per rule-month", _MEMORY + " (AWS WAF)"),
+    "waf_million_requests": (0.60, "per million requests inspected", _MEMORY + " (AWS WAF)"),
 }
 
 # The reference workload (README): what the resources alone do not say.
 WORKLOAD = {
     "load_balancer_lcu": 1.0,  # average LCUs (OTLP ingest of a small fleet plus Grafana users)
+    # Requests to the load balancer, averaged over the month: a small fleet's batched exports (the
+    # OTel SDKs' defaults export spans every 5 s and logs every 1 s per process while they have
+    # any, metrics every 60 s), web pages, Grafana. An assumption, like the LCU above: the web ACL
+    # inspects each (13.1 million a month).
+    "load_balancer_requests_per_second": 5,
     "active_series": 5000,  # metrics series, scraped or pushed every 15 s
     "scrape_interval_seconds": 15,
     "object_store_gb": 50,  # traces and logs in S3 at the default retentions
     "object_store_puts": 300_000,  # Tempo blocks and Loki chunks/index a month
     "object_store_gets": 1_000_000,
+    # What Tempo and Loki delete a month (compacted inputs, blocks and chunks past retention, the
+    # bucket lifecycle's expiries): about twice what they keep, as Tempo's compactor rewrites each
+    # block about once before retention deletes it. An assumption; a versioned bucket keeps each
+    # deleted GB NONCURRENT_VERSION_DAYS (components/platforms/aws/storage.py).
+    "object_store_gb_deleted_per_month": 100,
     "grafana_database_gb": 1,
     # Everything the collector sends to Tempo and Loki passes its persistent queue: written once,
     # read once (on EFS queue slots, aws); about what S3 keeps, before bbolt's own page writes.
     "queue_gb_through": 50,
     "queue_gb_stored": 1,  # near empty while the stores are up
     "cloudwatch_logs_gb": 5,  # the services' own container logs a month
+    # vpcFlowLogs: a record (about 150 bytes, the default format) per direction of each flow per
+    # 10-minute aggregation window: load balancer health checks and SDK connections, scrapes, store
+    # writes, and the internet's probes of the public addresses. An assumption, not a measurement.
+    "flow_logs_gb": 2,
+    # wafLogging: one JSON record per request the web ACL inspects (every request to the load
+    # balancer), headers included: about 1.5 KB each (AWS WAF's log fields). An assumption.
+    "waf_log_record_kb": 1.5,
     "nat_gb": 10,  # image pulls, CloudWatch Logs and AWS API traffic through a NAT
     # ECS Container Insights (standard) on Fargate, from memory of the metrics table of the ECS
     # guide: per service 10 task-level metrics under two dimension sets (service, task family)
@@ -85,12 +106,21 @@ class Line:
     usd: float
 
 
+Lines = dict[str, float]
+
+
 def monthly_costs(run: ProgramRun) -> list[Line]:
     """One line per README row, from what the run registered."""
-    lines: dict[str, float] = defaultdict(float)
-    hours = HOURS_PER_MONTH
+    lines: Lines = defaultdict(float)
     services = {r.name.removesuffix("-service"): unwrap(r.inputs) for r in run.of_type("aws:ecs/service:Service")}
-    public_task_ips = 0
+    for part in (_tasks, _network, _file_systems, _buckets, _metrics_and_logs, _guards):
+        part(run, services, lines)
+    return [Line(item, round(usd, 2)) for item, usd in lines.items() if usd]
+
+
+def _tasks(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
+    """Fargate, and a public address per task in public subnets."""
+    hours = HOURS_PER_MONTH
     for task in run.of_type("aws:ecs/taskDefinition:TaskDefinition"):
         inputs = unwrap(task.inputs)
         service = services[task.name.removesuffix("-task")]
@@ -101,7 +131,11 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
         extra_storage = int((inputs.get("ephemeralStorage") or {}).get("sizeInGib", FARGATE_EPHEMERAL_STORAGE_GIB)) - FARGATE_EPHEMERAL_STORAGE_GIB
         lines["Fargate"] += count * hours * max(extra_storage, 0) * price("fargate_storage_gb_hour")
         if service["networkConfiguration"].get("assignPublicIp"):
-            public_task_ips += count
+            lines["public IPv4 addresses"] += count * hours * price("public_ipv4_hour")
+
+
+def _network(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
+    hours = HOURS_PER_MONTH
     for balancer in run.of_type("aws:lb/loadBalancer:LoadBalancer"):
         lines["Application Load Balancer"] += hours * (price("alb_hour") + WORKLOAD["load_balancer_lcu"] * price("alb_lcu_hour"))
         # An internet-facing ALB holds a public IPv4 address in each of its subnets.
@@ -109,12 +143,13 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
     nats = len(run.of_type("aws:ec2/natGateway:NatGateway"))
     if nats:
         lines["NAT gateways"] += nats * hours * price("nat_hour") + WORKLOAD["nat_gb"] * price("nat_gb")
-    elastic_ips = len(run.of_type("aws:ec2/eip:Eip"))
-    lines["public IPv4 addresses"] += (elastic_ips + public_task_ips) * hours * price("public_ipv4_hour")
-    interface_endpoints = [unwrap(e.inputs) for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")]
-    for endpoint in interface_endpoints:
+    lines["public IPv4 addresses"] += len(run.of_type("aws:ec2/eip:Eip")) * hours * price("public_ipv4_hour")
+    for endpoint in (unwrap(e.inputs) for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")):
         if endpoint.get("vpcEndpointType") == "Interface":
             lines["VPC interface endpoints"] += len(endpoint.get("subnetIds") or []) * hours * price("interface_endpoint_hour")
+
+
+def _file_systems(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
     file_systems = [unwrap(f.inputs) for f in run.of_type("aws:efs/fileSystem:FileSystem")]
     # The collectors' queue slots are the Elastic-throughput file systems (components/platforms/aws/queue_slots.py).
     queues = [f for f in file_systems if f.get("throughputMode") == "elastic"]
@@ -125,17 +160,33 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
         )
     backed_up = [p for p in run.of_type("aws:efs/backupPolicy:BackupPolicy") if unwrap(p.inputs)["backupPolicy"]["status"] == "ENABLED"]
     lines["EFS and its backups"] += len(backed_up) * WORKLOAD["grafana_database_gb"] * price("backup_gb_month")
-    if run.of_type("aws:s3/bucket:Bucket"):
-        lines["S3"] += (
-            WORKLOAD["object_store_gb"] * price("s3_gb_month")
-            + WORKLOAD["object_store_puts"] / 1000 * price("s3_put_1000")
-            + WORKLOAD["object_store_gets"] / 1000 * price("s3_get_1000")
-        )
-    samples = WORKLOAD["active_series"] * hours * 3600 / WORKLOAD["scrape_interval_seconds"]
+
+
+def _buckets(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
+    """Tempo's and Loki's data, and the noncurrent versions a versioned bucket keeps."""
+    if not run.of_type("aws:s3/bucket:Bucket"):
+        return
+    lines["S3"] += (
+        WORKLOAD["object_store_gb"] * price("s3_gb_month")
+        + WORKLOAD["object_store_puts"] / 1000 * price("s3_put_1000")
+        + WORKLOAD["object_store_gets"] / 1000 * price("s3_get_1000")
+    )
+    data_buckets = [b for b in run.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-bucket")]
+    lifecycles = {r.name: unwrap(r.inputs)["rules"] for r in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
+    for versioning in run.of_type("aws:s3/bucketVersioning:BucketVersioning"):
+        if unwrap(versioning.inputs)["versioningConfiguration"]["status"] != "Enabled":
+            continue
+        (kept_days,) = [r["noncurrentVersionExpiration"]["noncurrentDays"] for r in lifecycles[versioning.name] if "noncurrentVersionExpiration" in r]
+        # This bucket's share of what the stores delete, each GB kept kept_days as a noncurrent version.
+        deleted = WORKLOAD["object_store_gb_deleted_per_month"] / len(data_buckets)
+        lines["S3 object versions"] += deleted * kept_days / DAYS_PER_MONTH * price("s3_gb_month")
+
+
+def _metrics_and_logs(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
+    samples = WORKLOAD["active_series"] * HOURS_PER_MONTH * 3600 / WORKLOAD["scrape_interval_seconds"]
     for _ in run.of_type("aws:amp/workspace:Workspace"):
         lines["Amazon Managed Service for Prometheus"] += samples / 10_000_000 * price("amp_samples_10m")
-    log_groups = len(run.of_type("aws:cloudwatch/logGroup:LogGroup"))
-    if log_groups:
+    if run.of_type("aws:cloudwatch/logGroup:LogGroup"):
         lines["CloudWatch"] += WORKLOAD["cloudwatch_logs_gb"] * (price("logs_gb_ingested") + price("logs_gb_month"))
     for cluster in run.of_type("aws:ecs/cluster:Cluster"):
         if {"name": "containerInsights", "value": "enabled"} in unwrap(cluster.inputs).get("settings", []):
@@ -145,9 +196,20 @@ def monthly_costs(run: ProgramRun) -> list[Line]:
     lines["CloudWatch"] += 2 * len(run.of_type("aws:appautoscaling/policy:Policy")) * price("alarm_month")
     lines["Secrets Manager, Cloud Map"] += len(run.of_type("aws:secretsmanager/secret:Secret")) * price("secret_month")
     lines["Secrets Manager, Cloud Map"] += len(run.of_type("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace")) * price("hosted_zone_month")
+
+
+def _guards(run: ProgramRun, services: dict[str, dict], lines: Lines) -> None:
+    requests = WORKLOAD["load_balancer_requests_per_second"] * HOURS_PER_MONTH * 3600
     for acl in run.of_type("aws:wafv2/webAcl:WebAcl"):
         lines["AWS WAF"] += price("waf_acl_month") + len(unwrap(acl.inputs).get("rules") or []) * price("waf_rule_month")
-    return [Line(item, round(usd, 2)) for item, usd in lines.items() if usd]
+        # An ACL on the load balancer inspects every request to it.
+        lines["AWS WAF"] += requests / 1_000_000 * price("waf_million_requests")
+    # Each log is kept logRetentionDays (30 by default): about a month's volume stored.
+    per_gb = price("vended_logs_gb_ingested") + price("logs_gb_month")
+    if run.of_type("aws:ec2/flowLog:FlowLog"):
+        lines["VPC flow logs"] += WORKLOAD["flow_logs_gb"] * per_gb
+    if run.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"):
+        lines["AWS WAF logs"] += requests * WORKLOAD["waf_log_record_kb"] / 1024**2 * per_gb
 
 
 def total(lines: list[Line]) -> float:

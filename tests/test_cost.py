@@ -7,10 +7,12 @@ import re
 
 import pytest
 
-from tests.costs import PRICE_DATE, monthly_costs, total
+from tests.costs import HOURS_PER_MONTH, PRICE_DATE, WORKLOAD, monthly_costs, price, total
 from tests.harness import project_path, run_program
 
-BUDGET_USD = 150
+# The reference workload's budget: the default prod stack, its guards included (WAF on the browser
+# route, bucket versioning).
+BUDGET_USD = 165
 _SECTION = "### Cost at the default sizing"
 _AMOUNT = re.compile(r"\*\*\$(\d+(?:\.\d\d)?)\*\*")
 # A row of the alternatives table: | `key: value` (what it means) | $total | ...
@@ -47,7 +49,7 @@ def default_prod_costs():
     return monthly_costs(run)
 
 
-def test_default_prod_stack_costs_at_most_150_dollars_a_month(default_prod_costs):
+def test_default_prod_stack_costs_at_most_165_dollars_a_month(default_prod_costs):
     assert total(default_prod_costs) <= BUDGET_USD, {line.item: line.usd for line in default_prod_costs}
 
 
@@ -73,7 +75,8 @@ def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(defaul
 
 def test_readme_prices_each_alternative_setting_as_computed():
     alternatives = readme_alternatives()
-    assert {key for key, _ in alternatives} == {"cpuArchitecture", "taskSubnets", "collectorMaxTasks", "metricsBackend"}
+    assert {key for key, _ in alternatives} == {"cpuArchitecture", "taskSubnets", "collectorMaxTasks", "metricsBackend", "browserRateLimit",
+                                                  "bucketVersioning", "vpcFlowLogs", "wafLogging"}
     for (key, value), usd in alternatives.items():
         run = run_program("prod", {key: value})
         assert run.error is None, run.error
@@ -85,3 +88,23 @@ def test_ephemeral_storage_beyond_fargates_20_gb_is_priced(default_prod_costs):
     fargate = {line.item: line.usd for line in default_prod_costs}["Fargate"]
     # 80 GB more for one task: 80 x 730 h x $0.000111.
     assert bigger["Fargate"] == pytest.approx(fargate + 6.48, abs=0.01)
+
+
+def test_the_browser_routes_web_acl_is_priced_per_acl_rule_and_request_inspected(default_prod_costs):
+    """The web ACL inspects every request to the load balancer (AWS WAF pricing), not only the
+    browser route's: the reference workload's request rate, a month of it."""
+    requests = WORKLOAD["load_balancer_requests_per_second"] * HOURS_PER_MONTH * 3600
+    waf = {line.item: line.usd for line in default_prod_costs}["AWS WAF"]
+    assert waf == pytest.approx(price("waf_acl_month") + price("waf_rule_month") + requests / 1e6 * price("waf_million_requests"), abs=0.01)
+    off = {line.item for line in monthly_costs(run_program("prod", {"browserRateLimit": "0"}))}
+    assert "AWS WAF" not in off
+
+
+def test_bucket_versioning_is_priced_as_the_noncurrent_versions_it_keeps(default_prod_costs):
+    """What the stores delete a month (the workload's assumption) stays 7 days as noncurrent
+    versions in Tempo's and Loki's buckets."""
+    kept_gb_months = WORKLOAD["object_store_gb_deleted_per_month"] * 7 / (HOURS_PER_MONTH / 24)
+    versions = {line.item: line.usd for line in default_prod_costs}["S3 object versions"]
+    assert versions == pytest.approx(kept_gb_months * price("s3_gb_month"), abs=0.01)
+    off = {line.item for line in monthly_costs(run_program("prod", {"bucketVersioning": "false"}))}
+    assert "S3 object versions" not in off

@@ -25,14 +25,16 @@ def ring(**fields) -> ServiceSpec:
     return ServiceSpec(name="ring", image="busybox:1.37.0", memory_mb=128, ports=(Port("http", 8080),), **fields)
 
 
-def on(stack: str, spec: ServiceSpec) -> tuple[ProgramRun, list[BaseException]]:
+def on(stack: str, *specs: ServiceSpec) -> tuple[ProgramRun, list[BaseException]]:
+    """The specs run in this order on the stack's platform."""
     raised: list[BaseException] = []
 
     def main() -> None:
         platform = platform_for(load_from_pulumi())
         parent = pulumi.ComponentResource("observability:test:Ring", "ring")
         try:
-            platform.run(spec, parent=parent)
+            for spec in specs:
+                platform.run(spec, parent=parent)
         except SpecError as error:
             raised.append(error)
 
@@ -59,6 +61,35 @@ def test_aws_opens_the_gossip_port_on_tcp_and_udp_between_the_services_own_tasks
 def test_without_a_gossip_port_nothing_is_opened_between_tasks():
     run, _ = on("prod", ring(cpu_units=256))
     assert not [r for t in RULE_TYPES for r in run.of_type(t) if "gossip" in r.name]
+
+
+STORE = ServiceSpec(
+    name="store", image="busybox:1.37.0", memory_mb=128, cpu_units=256,
+    ports=(Port("write", 9000, clients=("writer", "absent")), Port("peers", 9001)),
+)
+WRITER = ServiceSpec(name="writer", image="busybox:1.37.0", memory_mb=128, cpu_units=256, ports=(Port("http", 8080),))
+
+
+@pytest.mark.parametrize("order", [(STORE, WRITER), (WRITER, STORE)], ids=["server-first", "client-first"])
+def test_aws_admits_a_port_from_the_clients_its_spec_names_only_whatever_the_order(order):
+    run, raised = on("prod", *order)
+    assert not raised
+    between = {
+        (r.type.split(":")[-1], r.inputs["securityGroupId"], r.inputs["referencedSecurityGroupId"], r.inputs["fromPort"], r.inputs["toPort"])
+        for t in RULE_TYPES for r in run.of_type(t) if r.inputs.get("referencedSecurityGroupId")
+    }
+    # The store's write port from the writer (its group's ingress, the writer's egress); nothing on
+    # the port no client names, nothing for a client the platform never runs, nothing to the writer.
+    assert between == {
+        ("SecurityGroupIngressRule", "store-sg-id", "writer-sg-id", 9000, 9000),
+        ("SecurityGroupEgressRule", "writer-sg-id", "store-sg-id", 9000, 9000),
+    }
+    for service in by_name(run, "aws:ecs/service:Service").values():
+        assert service.inputs["networkConfiguration"]["securityGroups"] == [f"{service.name.removesuffix('-service')}-sg-id"]
+
+
+def by_name(run: ProgramRun, type_: str) -> dict:
+    return {r.name: r for r in run.of_type(type_)}
 
 
 @pytest.mark.parametrize(

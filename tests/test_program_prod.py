@@ -363,7 +363,8 @@ def test_buckets_are_encrypted_blocked_lifecycled_and_tls_only(prod, settings):
         assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
         block = prod.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", name)
         assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-        (rule,) = prod.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", name).inputs["rules"]
+        # The retention rule, and the delete-marker rule of a versioned bucket (tests/test_aws_guards.py).
+        rule, _markers = prod.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", name).inputs["rules"]
         assert rule["status"] == "Enabled"
         # Never before the store's own retention: Loki requires a longer lifecycle.
         assert rule["expiration"]["days"] == lifecycle_days(retention.hours) > retention.hours // 24
@@ -474,8 +475,9 @@ def test_iam_policies_name_specific_resources(prod):
     for role in prod.of_type(ROLE):
         (trust,) = statements(role.inputs["assumeRolePolicy"])
         if role.name.endswith("-execution"):
-            # Assumed by the ECS agent, for which the ECS guide documents no source conditions.
-            assert trust == allow_ecs
+            # Assumed by the ECS agent for this account's tasks only (aws:SourceAccount, as AWS's own
+            # Fargate samples set it); no aws:SourceArn (components/platforms/aws/iam.py says why).
+            assert trust == {**allow_ecs, "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}, role.name
             continue
         # A task role: only tasks of this account and region (confused-deputy conditions).
         assert trust == {
@@ -579,15 +581,19 @@ def test_security_groups_admit_the_allowed_networks_and_each_other_only(prod, se
     services = [r for r in rules if not r.name.startswith("alb-")]
     assert services and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in services)
     assert all(r.inputs["referencedSecurityGroupId"] for r in services)
+    # Each port from its clients only (tests/test_east_west.py has the whole matrix): with amp no
+    # service writes to or reads the Prometheus agent, and Tempo's and Loki's internal gRPC ports
+    # (9095, 9096) admit no other task.
     own_ports = {
         "collector": {4317, 4318, 4319, 13133, 8888},
-        "prometheus": {9090},
-        "tempo": {3200, 9095, 4317, 4318},
-        "loki": {3100, 9096},
+        "collector-sampler": {4317, 8888},
+        "prometheus": set(),
+        "tempo": {3200, 4317},
+        "loki": {3100},
         "grafana": {3000},
     }
     for service, ports in own_ports.items():
-        opened = {r.inputs["fromPort"] for r in services if r.name.startswith(f"{service}-") and not r.name.endswith("-efs-nfs")}
+        opened = {r.inputs["fromPort"] for r in services if r.inputs["securityGroupId"] == f"{service}-sg-id"}
         assert opened == ports, service
     from_alb = [(r.name.split("-")[0], r.inputs["fromPort"]) for r in services if r.name.endswith("-from-alb")]
     assert len(from_alb) == len(set(from_alb)), "EC2 refuses a duplicate security-group rule"
@@ -841,15 +847,25 @@ def egress_of(run, group: str) -> set[tuple]:
     }
 
 
-def test_services_reach_out_only_on_https_and_to_the_other_services(prod):
-    base = {("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 0, 65535, "services-id")}
-    for service in ("prometheus", "tempo", "loki"):
-        assert egress_of(prod, f"{service}-sg") == base, service
-    # The collector tiers also mount their queue slots.
-    for service in COLLECTOR_TIERS:
-        assert egress_of(prod, f"{service}-sg") == base | {("tcp", 2049, 2049, f"{service}-queue-efs-id")}, service
-    # Grafana also mounts its file system.
-    assert egress_of(prod, "grafana-sg") == base | {("tcp", 2049, 2049, "grafana-data-efs-id")}
+def test_services_reach_out_only_on_https_and_to_the_ports_they_use(prod):
+    https = ("tcp", 443, 443, "0.0.0.0/0")
+
+    def to(group: str, port: int) -> tuple:
+        return ("tcp", port, port, f"{group}-id")
+
+    expected = {
+        # With amp the tiers and the agent write over HTTPS; the agent scrapes every component.
+        "prometheus": {to("collector-sg", 8888), to("collector-sampler-sg", 8888), to("tempo-sg", 3200), to("loki-sg", 3100), to("grafana-sg", 3000)},
+        "tempo": set(),
+        "loki": set(),
+        # Each collector tier mounts its queue slots.
+        "collector": {to("collector-sampler-sg", 4317), to("loki-sg", 3100), to("collector-queue-efs", 2049)},
+        "collector-sampler": {to("tempo-sg", 4317), to("collector-sampler-queue-efs", 2049)},
+        # Grafana queries Tempo and Loki and mounts its file system.
+        "grafana": {to("tempo-sg", 3200), to("loki-sg", 3100), to("grafana-data-efs", 2049)},
+    }
+    for service, reached in expected.items():
+        assert egress_of(prod, f"{service}-sg") == {https} | reached, service
     assert not [r for r in prod.of_type(EGRESS) if r.inputs["ipProtocol"] == "-1"]
 
 
@@ -858,7 +874,9 @@ def test_grafana_reaches_its_smtp_server_and_external_database_on_their_ports():
     run = run_program("prod", {"grafanaDatabaseUrl": DATABASE_URL, **smtp}, secret_keys=("grafanaDatabaseUrl",))
     assert run.error is None, run.error
     assert egress_of(run, "grafana-sg") == {
-        ("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 0, 65535, "services-id"), ("tcp", 587, 587, "0.0.0.0/0"), ("tcp", 5432, 5432, "0.0.0.0/0"),
+        ("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 587, 587, "0.0.0.0/0"), ("tcp", 5432, 5432, "0.0.0.0/0"),
+        # Its data sources (self-hosted Prometheus in the default stack).
+        ("tcp", 9090, 9090, "prometheus-sg-id"), ("tcp", 3200, 3200, "tempo-sg-id"), ("tcp", 3100, 3100, "loki-sg-id"),
     }
 
 
@@ -942,8 +960,14 @@ def test_load_balancer_access_logs_go_to_a_bucket_only_load_balancing_writes(ret
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_browser_rate_limit_is_off_unless_configured(prod):
-    assert prod.of_type(WEB_ACL) == []
+def test_browser_rate_limit_is_on_by_default_where_the_browser_route_is(prod):
+    (acl,) = prod.of_type(WEB_ACL)
+    (rule,) = acl.inputs["rules"]
+    assert rule["statement"]["rateBasedStatement"]["limit"] == 2000
+    # 0 turns it off (README: when and why).
+    off = run_program("prod", {"browserRateLimit": "0"})
+    assert off.error is None, off.error
+    assert off.of_type(WEB_ACL) == [] and off.of_type("aws:wafv2/webAclAssociation:WebAclAssociation") == []
 
 
 def test_browser_rate_limit_blocks_one_address_flooding_the_browser_route_only():

@@ -16,7 +16,7 @@ from tests.plans import collector_config, plan_with_tier, prometheus_config
 from tests.test_settings import settings_for
 
 PORTS_BY_SERVICE = {
-    tempo.NAME: {tempo.OTLP_GRPC.container_port, tempo.OTLP_HTTP.container_port, tempo.HTTP.container_port},
+    tempo.NAME: {tempo.OTLP_GRPC.container_port, tempo.HTTP.container_port},
     loki.NAME: {loki.HTTP.container_port},
     prometheus.NAME: {prometheus.HTTP.container_port},
     collector.NAME: {collector.METRICS.container_port},
@@ -321,6 +321,8 @@ def test_a_scaled_out_collector_is_scraped_task_by_task():
 def test_prometheus_receives_remote_write_and_stores_exemplars():
     args = prometheus_args()
     assert "--web.enable-remote-write-receiver" in args
+    # The collector remote-writes; nothing sends OTLP, so that receiver stays off (it is off by default).
+    assert not [a for a in args if "otlp" in a]
     assert "--enable-feature=exemplar-storage" in args
     # Overriding the image's command drops its defaults: both must be given again.
     assert f"--config.file={prometheus.CONFIG_PATH}" in args
@@ -330,9 +332,10 @@ def test_prometheus_receives_remote_write_and_stores_exemplars():
 # ---- tempo
 
 
-def test_tempo_receives_otlp_on_all_interfaces(settings):
+def test_tempo_receives_otlp_grpc_only_on_all_interfaces(settings):
+    # The collector sends spans over gRPC: no OTLP/HTTP receiver for anything else to write to.
     protocols = render_tempo_config(settings)["distributor"]["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
+    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}}
 
 
 def test_tempo_uses_the_tempo3_layout(settings):

@@ -21,7 +21,9 @@ class DockerPlatform(pulumi.ComponentResource):
     (scaling), a CPU reservation and a disk size (it runs one container per service on whatever
     the host has). Volumes outlive containers, so DataVolume.shared_filesystem and
     inherited_by_replacements hold as they are; egress is not filtered, so egress_ports are open;
-    every container shares one network, so a gossip port is reachable between instances."""
+    every container shares one network, so a gossip port is reachable between instances and a
+    port's clients (Port.clients) reach it (so does every other container: one network filters
+    nothing between them)."""
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:platform:Docker", "docker", None, opts)

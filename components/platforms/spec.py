@@ -50,6 +50,10 @@ class Port:
     loopback_only: bool = False
     # Served through the public entry point (aws) when set; internal-only otherwise.
     public: Optional[PublicRoute] = None
+    # The services of the stack that connect to this port (by name): a platform that filters
+    # traffic between services admits these and no other; the entry point's routes and host ports
+    # are the fields above. A client the platform never runs opens nothing.
+    clients: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

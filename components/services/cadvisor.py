@@ -11,6 +11,7 @@ measures the tasks.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -49,7 +50,7 @@ class ContainerMetrics(pulumi.ComponentResource):
             image=settings.container_metrics.image,
             memory_mb=settings.container_metrics.memory_mb,
             command=cadvisor_args(),
-            ports=(HTTP,),
+            ports=(dataclasses.replace(HTTP, clients=plan.scrapers(NAME, HTTP)),),
             host_mounts=HOST_MOUNTS,
             stateless=True,
         )

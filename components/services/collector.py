@@ -6,6 +6,7 @@ collector_config.py.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Optional
 
 import pulumi
@@ -83,8 +84,18 @@ def entry_ports(plan: StackPlan) -> tuple[Port, ...]:
              public=PublicRoute(paths=OTLP_HTTP_PATHS, health_port=HEALTH.container_port)),
         *browser,
         Port(HEALTH.name, HEALTH.container_port, host_port=ports.collector_health),
-        METRICS,
+        metrics_port(plan, plan.collector.entry),
     )
+
+
+def metrics_port(plan: StackPlan, tier: Tier) -> Port:
+    """The tier's own metrics, for whoever scrapes them."""
+    return dataclasses.replace(METRICS, clients=plan.scrapers(tier.service, METRICS))
+
+
+def sampler_ports(plan: StackPlan, tier: Tier) -> tuple[Port, ...]:
+    """The sampler tier's: OTLP gRPC from the ingest tier only, its health check, its metrics."""
+    return (dataclasses.replace(OTLP_GRPC, clients=plan.collector.sampler_senders), HEALTH, metrics_port(plan, tier))
 
 
 def tier_spec(
@@ -99,7 +110,7 @@ def tier_spec(
         memory_mb=settings.memory_mb(NAME),
         cpu_units=settings.cpu_units(NAME),
         command=(f"--config={CONFIG_PATH}",),
-        ports=entry_ports(plan) if tier.takes_telemetry else (OTLP_GRPC, HEALTH, METRICS),
+        ports=entry_ports(plan) if tier.takes_telemetry else sampler_ports(plan, tier),
         files=(ConfigFile(CONFIG_PATH, config_yaml),),
         env={"GOMEMLIMIT": go_memory_limit(settings.memory_mb(NAME))},
         secrets=secrets,

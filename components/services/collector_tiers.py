@@ -74,6 +74,25 @@ class CollectorTopology:
     def tier(self, kind: str) -> Tier:
         return next(t for t in self.tiers if t.kind == kind)
 
+    # Which tiers write to which store, as collector_config.py composes them: every tier writes
+    # metrics (apps' or span metrics), the tiers apps send to write logs, the sampling ones traces;
+    # the ingest tier sends spans to the sampler tier.
+    @property
+    def metric_writers(self) -> tuple[str, ...]:
+        return tuple(t.service for t in self.tiers)
+
+    @property
+    def log_writers(self) -> tuple[str, ...]:
+        return tuple(t.service for t in self.tiers if t.takes_telemetry)
+
+    @property
+    def trace_writers(self) -> tuple[str, ...]:
+        return tuple(t.service for t in self.tiers if t.samples)
+
+    @property
+    def sampler_senders(self) -> tuple[str, ...]:
+        return tuple(t.service for t in self.tiers if t.kind == INGEST)
+
 
 def collector_topology(settings: Settings, facts: PlatformFacts) -> CollectorTopology:
     """Two tiers where the settings let the collector run more than one task and the platform can

@@ -3,6 +3,7 @@ its API by components/grafana/."""
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -151,7 +152,8 @@ class Grafana(pulumi.ComponentResource):
         self.admin_user: pulumi.Input[str] = (
             pulumi.Output.secret(settings.grafana_admin_user) if "grafanaAdminUser" in settings.marked_secret else settings.grafana_admin_user
         )
-        http = published_port(settings)
+        # Prometheus scrapes its /metrics (with the metrics password).
+        http = dataclasses.replace(published_port(settings), clients=plan.scrapers(NAME, HTTP))
         self.root_url = plan.grafana_root_url
         spec = ServiceSpec(
             name=NAME,

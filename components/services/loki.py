@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
 from components.platforms.spec import ObjectStore, Platform, Port, RunningService
+from components.services import grafana
 from components.services.bucket_store import BucketStore
 from components.settings import Settings
 
@@ -73,6 +75,12 @@ def render_loki_config(settings: Settings, store: Optional[ObjectStore] = None) 
     }
 
 
+def loki_ports(plan: StackPlan) -> tuple[Port, ...]:
+    """HTTP: the collector tiers' logs (OTLP), queries (Grafana), its own metrics (Prometheus); the
+    internal gRPC server talks to no other service."""
+    return (dataclasses.replace(HTTP, clients=(*plan.collector.log_writers, *plan.scrapers(NAME, HTTP), grafana.NAME)), GRPC)
+
+
 class Loki(BucketStore):
     def __init__(
         self,
@@ -83,7 +91,7 @@ class Loki(BucketStore):
     ):
         super().__init__(
             "observability:components:Loki", NAME, plan.settings, platform, plan.settings.loki_retention.hours, render_loki_config,
-            ports=(HTTP, GRPC), binary="/usr/bin/loki", config_path=CONFIG_PATH, data_dir=DATA_DIR,
+            ports=loki_ports(plan), binary="/usr/bin/loki", config_path=CONFIG_PATH, data_dir=DATA_DIR,
             depends_on=depends_on,
             opts=opts,
         )

@@ -43,12 +43,12 @@ def prometheus_args(agent: bool = False) -> tuple[str, ...]:
     if agent:
         # Scrape and forward only: a small WAL, no TSDB, no queries.
         return (f"--config.file={CONFIG_PATH}", "--agent", f"--storage.agent.path={DATA_DIR}")
-    # Replacing the image's CMD drops its --config.file and --storage.tsdb.path: repeat both.
+    # Replacing the image's CMD drops its --config.file and --storage.tsdb.path: repeat both. The
+    # collector remote-writes; its OTLP receiver (off by default) stays off: nothing sends OTLP.
     return (
         f"--config.file={CONFIG_PATH}",
         f"--storage.tsdb.path={DATA_DIR}",
         "--web.enable-remote-write-receiver",
-        "--web.enable-otlp-receiver",
         "--enable-feature=exemplar-storage",
     )
 
@@ -123,8 +123,10 @@ class Prometheus(pulumi.ComponentResource):
         super().__init__("observability:components:Prometheus", NAME, None, opts)
         settings = plan.settings
         self.config_yaml = render_when_known(lambda m: to_yaml(render_prometheus_config(plan, m)), metrics_store)
-        # Its remote-write and OTLP receivers take writes without authentication: this machine only.
-        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus, loopback_only=True)
+        # Its remote-write receiver takes writes without authentication: this machine only. The
+        # collector tiers write to it and Grafana queries it, unless a managed store does both.
+        clients = () if metrics_store is not None else (*plan.collector.metric_writers, grafana.NAME)
+        http = Port(HTTP.name, HTTP.container_port, host_port=settings.host_ports.prometheus, loopback_only=True, clients=clients)
         spec = ServiceSpec(
             name=NAME,
             image=settings.image(NAME),

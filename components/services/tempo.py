@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 
 from components.platforms.spec import ObjectStore, Platform, Port
+from components.services import grafana
 from components.services.bucket_store import BucketStore
 from components.settings import Settings
 
@@ -16,8 +18,8 @@ if TYPE_CHECKING:
 NAME = "tempo"
 HTTP = Port("http", 3200)
 GRPC = Port("grpc", 9095)
+# The collector sends spans over gRPC: Tempo runs no OTLP/HTTP receiver.
 OTLP_GRPC = Port("otlp-grpc", 4317)
-OTLP_HTTP = Port("otlp-http", 4318)
 DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
 
@@ -44,14 +46,7 @@ def render_tempo_config(settings: Settings, store: Optional[ObjectStore] = None)
         "server": {"http_listen_port": HTTP.container_port, "grpc_listen_port": GRPC.container_port},
         "distributor": {
             # OTLP receivers bind to localhost unless told otherwise (since 2.7).
-            "receivers": {
-                "otlp": {
-                    "protocols": {
-                        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC.container_port}"},
-                        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP.container_port}"},
-                    }
-                }
-            },
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC.container_port}"}}}},
             "ring": single_ring,
         },
         # One instance: in-memory rings, and a fixed address (interface lookup fails on Fargate).
@@ -73,6 +68,16 @@ def render_tempo_config(settings: Settings, store: Optional[ObjectStore] = None)
     }
 
 
+def tempo_ports(plan: StackPlan) -> tuple[Port, ...]:
+    """Queries (Grafana) and its own metrics (Prometheus) on HTTP, the sampling collector tiers' spans
+    on OTLP gRPC; the internal gRPC server talks to no other service."""
+    return (
+        dataclasses.replace(HTTP, clients=(*plan.scrapers(NAME, HTTP), grafana.NAME)),
+        GRPC,
+        dataclasses.replace(OTLP_GRPC, clients=plan.collector.trace_writers),
+    )
+
+
 class Tempo(BucketStore):
     def __init__(
         self,
@@ -82,6 +87,6 @@ class Tempo(BucketStore):
     ):
         super().__init__(
             "observability:components:Tempo", NAME, plan.settings, platform, plan.settings.tempo_retention.hours, render_tempo_config,
-            ports=(HTTP, GRPC, OTLP_GRPC, OTLP_HTTP), binary="/tempo", config_path=CONFIG_PATH, data_dir=DATA_DIR,
+            ports=tempo_ports(plan), binary="/tempo", config_path=CONFIG_PATH, data_dir=DATA_DIR,
             opts=opts,
         )

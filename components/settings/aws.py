@@ -35,6 +35,9 @@ INBOUND_RULES_PER_NETWORK = 2
 INBOUND_RULES_MAX = 60
 # Ten years of load-balancer access logs at most: longer is an archive, not this stack's job.
 MAX_ACCESS_LOG_DAYS = 3650
+# browserRateLimit's default in Pulumi.yaml: on wherever the browser route exists (aws). A docker
+# stack gets it too and makes nothing of it, so only other values are refused there.
+DEFAULT_BROWSER_RATE_LIMIT = 2000
 # A created VPC: AWS takes /16 to /28; the stack splits the range into 16 subnets (network.py), so
 # at most /22 (/26 subnets). Its range is private (RFC 1918).
 VPC_PREFIXES = (16, 22)
@@ -77,6 +80,9 @@ def read_aws(reader: ConfigReader, region: Optional[str]) -> AwsSettings:
     browser_rate_limit = reader.integer("browserRateLimit", minimum=0, maximum=2_000_000_000)
     if 0 < browser_rate_limit < 10:
         reader.problem("browserRateLimit", f"{browser_rate_limit} is below AWS WAF's lowest rate limit; allowed: 0 (off) or 10 to 2000000000")
+    waf_logging = reader.boolean("wafLogging")
+    if waf_logging and browser_rate_limit == 0:
+        reader.problem("wafLogging", "is true but browserRateLimit is 0: there is no web ACL to log; allowed: false, or a browserRateLimit")
     retention = reader.integer("logRetentionDays", minimum=1, maximum=3653)
     if retention not in LOG_RETENTION_DAYS:
         reader.problem("logRetentionDays", f"{retention} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
@@ -94,6 +100,9 @@ def read_aws(reader: ConfigReader, region: Optional[str]) -> AwsSettings:
         metrics_backend=reader.choice("metricsBackend", METRICS_BACKENDS),
         browser_rate_limit=browser_rate_limit,
         alb_access_log_days=reader.integer("albAccessLogDays", minimum=0, maximum=MAX_ACCESS_LOG_DAYS),
+        bucket_versioning=reader.boolean("bucketVersioning"),
+        vpc_flow_logs=reader.boolean("vpcFlowLogs"),
+        waf_logging=waf_logging,
     )
 
 
@@ -219,8 +228,16 @@ def refuse_aws_only_features(reader: ConfigReader, aws: AwsSettings) -> None:
         reader.problem("metricsBackend", "'amp' (Amazon Managed Service for Prometheus) needs target aws; allowed on docker: prometheus")
     if aws.alb_access_log_days:
         reader.problem("albAccessLogDays", "keeps the AWS load balancer's access logs, so it needs target aws; allowed on docker: 0")
-    if aws.browser_rate_limit:
-        reader.problem("browserRateLimit", "is an AWS WAF rule on the load balancer, so it needs target aws; allowed on docker: 0")
+    if aws.vpc_flow_logs:
+        reader.problem("vpcFlowLogs", "logs the AWS VPC's traffic, so it needs target aws; allowed on docker: false")
+    if aws.waf_logging:
+        reader.problem("wafLogging", "logs the AWS web ACL's requests, so it needs target aws; allowed on docker: false")
+    if aws.browser_rate_limit not in (0, DEFAULT_BROWSER_RATE_LIMIT):
+        reader.problem(
+            "browserRateLimit",
+            f"is an AWS WAF rule on the load balancer, so it needs target aws; allowed on docker: 0 or the default {DEFAULT_BROWSER_RATE_LIMIT} "
+            "(neither makes anything there)",
+        )
     if aws.grafana_open_to_internet:
         reader.problem("grafanaOpenToInternet", "accepts a public Grafana behind the AWS load balancer, so it needs target aws; allowed on docker: false")
 

@@ -149,6 +149,11 @@ class AwsSettings:
     browser_rate_limit: int = 0
     # Days the load balancer's access logs are kept in S3; 0: none.
     alb_access_log_days: int = 0
+    # Tempo's and Loki's buckets keep overwritten and deleted objects a week (noncurrent versions).
+    bucket_versioning: bool = True
+    # The VPC's flow logs, and the web ACL's request log, in CloudWatch Logs (log_retention_days).
+    vpc_flow_logs: bool = False
+    waf_logging: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,21 @@ def tls_only(principal: Any, action: str, resource: Any) -> dict[str, Any]:
     }
 
 
-def trust_ecs_tasks() -> str:
-    return policy({"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"})
+def trust_ecs_agent_of(account_id: str) -> str:
+    """An execution role only ECS of this account may assume, for its tasks' image pulls, logs and
+    secrets: aws:SourceAccount, as AWS's own Fargate samples set it on execution roles
+    (aws/agent-toolkit-for-aws, ecs-trust-policy.json). No aws:SourceArn, unlike the task roles: the
+    ECS guide's copy read here (awsdocs/amazon-ecs-developer-guide, task_execution_IAM_role.md)
+    shows no condition for this role, and a condition on a key the agent does not send denies the
+    assumption, which would stop every task from starting."""
+    return policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
 
 
 def trust_ecs_tasks_of(account_id: str, region: str) -> str:
@@ -71,7 +84,10 @@ class TaskRoles:
 
     def __init__(self, region: str) -> None:
         self._roles: dict[str, aws.iam.Role] = {}
-        self._trust = aws.get_caller_identity_output().account_id.apply(lambda account: trust_ecs_tasks_of(account, region))
+        account_id = aws.get_caller_identity_output().account_id
+        self._trust = account_id.apply(lambda account: trust_ecs_tasks_of(account, region))
+        # The execution roles' trust (FargateService makes those roles).
+        self.execution_trust: pulumi.Output[str] = account_id.apply(trust_ecs_agent_of)
 
     def of(self, service: str, parent: pulumi.Resource) -> aws.iam.Role:
         """The service's role, created under `parent` by whichever component asks first."""

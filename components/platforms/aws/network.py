@@ -3,13 +3,15 @@ subnets also those and NAT; an S3 gateway endpoint), or subnets the user gives."
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
+
+from components.platforms.aws.flow_logs import vpc_flow_logs
+from components.settings import SettingsError
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class NetworkArgs:
     vpc_cidr: str
     availability_zones: int
     nat_gateways: int
+    # The region's available zones (zones_for): the created VPC uses the first availability_zones.
+    zone_names: tuple[str, ...] = ()
     # "public": the tasks run in the public subnets with public IPs, and no private subnet or NAT
     # gateway exists; "private": in the private subnets, egress through NAT.
     task_subnets: str = "private"
@@ -26,6 +30,8 @@ class NetworkArgs:
     vpc_id: Optional[str] = None
     public_subnet_ids: tuple[str, ...] = ()
     private_subnet_ids: tuple[str, ...] = ()
+    # vpcFlowLogs: the VPC's flow logs are kept this many days (the stack's log retention); None: none.
+    flow_logs_days: Optional[int] = None
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -36,17 +42,25 @@ def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return blocks[:zones], blocks[8 : 8 + zones]
 
 
-def _nth(index: int, names: list[str]) -> str:
-    return names[index]
+def zones_for(region: str, availability_zones: int) -> tuple[str, ...]:
+    """The region's available zones, asked of AWS before anything is created; a stack asking for
+    more than the region has is refused, naming the key, instead of failing half-way."""
+    names = tuple(aws.get_availability_zones(state="available").names)
+    if availability_zones > len(names):
+        raise SettingsError(
+            [
+                f"availabilityZones: {availability_zones} asked, but {region} has {len(names)} available zones ({', '.join(names)}); "
+                f"allowed: 2 to {len(names)} in this region"
+            ]
+        )
+    return names
 
 
 def _subnet(
-    kind: str, index: int, vpc: aws.ec2.Vpc, cidr: str, zone_names: pulumi.Output[list[str]], routes: aws.ec2.RouteTable, prefix: str,
-    child: pulumi.ResourceOptions,
+    kind: str, index: int, vpc: aws.ec2.Vpc, cidr: str, zone: str, routes: aws.ec2.RouteTable, prefix: str, child: pulumi.ResourceOptions,
 ) -> aws.ec2.Subnet:
-    """The created VPC's `kind` ("public", "private") subnet in the index-th zone, on its route table."""
+    """The created VPC's `kind` ("public", "private") subnet in the zone, on its route table."""
     name = f"{kind}-{index}"
-    zone = zone_names.apply(functools.partial(_nth, index))
     subnet = aws.ec2.Subnet(name, vpc_id=vpc.id, cidr_block=cidr, availability_zone=zone, tags={"Name": f"{prefix}-{name}"}, opts=child)
     aws.ec2.RouteTableAssociation(name, subnet_id=subnet.id, route_table_id=routes.id, opts=child)
     return subnet
@@ -67,11 +81,14 @@ class Network(pulumi.ComponentResource):
         else:
             self._create(args, pulumi.ResourceOptions(parent=self))
         self.task_subnet_ids = self.public_subnet_ids if args.task_subnets == "public" else self.private_subnet_ids
+        if args.flow_logs_days is not None:
+            # The stack's VPC, created or given.
+            vpc_flow_logs(self.vpc_id, args.prefix, args.region, args.flow_logs_days, parent=self)
         self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids, "privateSubnetIds": self.private_subnet_ids})
 
     def _create(self, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
-        prefix, zones = args.prefix, args.availability_zones
-        names = aws.get_availability_zones_output(state="available").names
+        prefix, zones, names = args.prefix, args.availability_zones, args.zone_names
+        assert len(names) >= zones, "zones_for refused the stack before anything was created"
         vpc = aws.ec2.Vpc(
             "vpc",
             cidr_block=args.vpc_cidr,
@@ -92,7 +109,7 @@ class Network(pulumi.ComponentResource):
         public_cidrs, private_cidrs = subnet_cidrs(args.vpc_cidr, zones)
         public, private, private_routes = [], [], []
         for index in range(zones):
-            public.append(_subnet("public", index, vpc, public_cidrs[index], names, public_routes, prefix, child))
+            public.append(_subnet("public", index, vpc, public_cidrs[index], names[index], public_routes, prefix, child))
         self.vpc_id = vpc.id
         self.public_subnet_ids, self.private_subnet_ids = [s.id for s in public], []
         if args.task_subnets == "public":
@@ -121,7 +138,7 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{prefix}-private-{index}"},
                 opts=child,
             )
-            private.append(_subnet("private", index, vpc, private_cidrs[index], names, routes, prefix, child))
+            private.append(_subnet("private", index, vpc, private_cidrs[index], names[index], routes, prefix, child))
             private_routes.append(routes)
         self._s3_endpoint(args, vpc, private_routes, child)
         self.private_subnet_ids = [s.id for s in private]

@@ -4,7 +4,8 @@ AwsPlatform composes the pieces, each a component of its own: the Network (creat
 the Edge (load balancer, listeners, DNS, routes), one FargateService per service, a ServiceBucket
 per service that keeps data in S3, a ServiceFileSystem for data that must outlive a task (EFS),
 ManagedPrometheus (AMP), and BrowserRateLimit (WAF) where browserRateLimit is set. Shared: the
-cluster, the Cloud Map namespace and the members' security group.
+cluster and the Cloud Map namespace; the rules between services' security groups (EastWest: each
+port from the services its spec names as clients) are added here, as both groups come to exist.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pulumi_aws as aws
 
 from components import migrations
 from components.platforms.aws.edge import Edge, EdgeArgs
+from components.platforms.aws.firewall import EastWest
 from components.platforms.aws.iam import ROLE_TYPE, TaskRoles, grant_cloudwatch_read, task_role_name
 from components.platforms.aws.metrics_store import ManagedPrometheus, ManagedPrometheusArgs
-from components.platforms.aws.network import Network, NetworkArgs
+from components.platforms.aws.network import Network, NetworkArgs, zones_for
 from components.platforms.aws.service import Cluster, FargateService, FargateServiceArgs
 from components.platforms.aws.storage import ServiceBucket, ServiceBucketArgs
 from components.platforms.aws.waf import BrowserRateLimit
@@ -32,13 +34,15 @@ class AwsPlatform(pulumi.ComponentResource):
     """Network, cluster, load balancer and service discovery; run() adds one Fargate service.
 
     Honours every ServiceSpec field but host_mounts (a task owns no host), and asks each spec for
-    its CPU (a Fargate task size)."""
+    its CPU (a Fargate task size). Port.clients: a port admits only the services named there."""
 
     _TYPE = "observability:platform:Aws"
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(self._TYPE, "aws", None, opts)
         assert settings.aws is not None, "settings.aws is set for the aws target"
+        # Asked of AWS before the first resource: too many zones are refused while nothing exists.
+        self._zones = () if settings.aws.vpc_id else zones_for(settings.aws.region, settings.aws.availability_zones)
+        super().__init__(self._TYPE, "aws", None, opts)
         self._settings = settings
         self._aws: AwsSettings = settings.aws
         self._prefix = settings.resource_prefix.lower()
@@ -50,13 +54,8 @@ class AwsPlatform(pulumi.ComponentResource):
         self.vpc_id = self.network.vpc_id
         self.edge = self._edge(child)
         self.load_balancer = self.edge.load_balancer
-        self.members_security_group = aws.ec2.SecurityGroup(
-            "services",
-            vpc_id=self.vpc_id,
-            description="Member of the observability services (source for service-to-service rules)",
-            tags={"Name": f"{self._prefix}-services"},
-            opts=child,
-        )
+        # Which service may reach which port of another (Port.clients).
+        self._east_west = EastWest()
         self.cluster = aws.ecs.Cluster(
             "cluster",
             name=self.facts.cloud_metrics_cluster,
@@ -82,11 +81,13 @@ class AwsPlatform(pulumi.ComponentResource):
                 region=a.region,
                 vpc_cidr=a.vpc_cidr,
                 availability_zones=a.availability_zones,
+                zone_names=self._zones,
                 nat_gateways=a.nat_gateways,
                 task_subnets=a.task_subnets,
                 vpc_id=a.vpc_id,
                 public_subnet_ids=tuple(a.public_subnet_ids),
                 private_subnet_ids=tuple(a.private_subnet_ids),
+                flow_logs_days=a.log_retention_days if a.vpc_flow_logs else None,
             ),
             opts=child,
         )
@@ -122,8 +123,8 @@ class AwsPlatform(pulumi.ComponentResource):
             assign_public_ip=a.task_subnets == "public",
             cluster=self.cluster,
             namespace=self.namespace,
-            members_security_group=self.members_security_group,
             edge=self.edge,
+            execution_trust=self._roles.execution_trust,
             log_retention_days=a.log_retention_days,
             cpu_architecture=a.cpu_architecture,
             utility_image=self._settings.utility_image,
@@ -147,6 +148,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 retention_hours=retention_hours,
                 task_role=self._roles.of(service, self._role_parent(service, parent)),
                 retain=self._aws.retain_data,
+                versioning=self._aws.bucket_versioning,
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )
@@ -195,6 +197,7 @@ class AwsPlatform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )
+        self._east_west.add(name, fargate.security_group, fargate, spec.ports)
         service = fargate.service
         external_urls = {
             p.name: resolved_when(pulumi.Output.all(service.id, self.edge.dns_ready), self.facts.external_url(p))
@@ -222,6 +225,7 @@ class AwsPlatform(pulumi.ComponentResource):
             # The directory every path of those routes is under (its requests, and no others).
             prefix = posixpath.commonpath([path for route in routes for path in route.paths]) + "/"
             BrowserRateLimit("browser-rate-limit", self.load_balancer.arn, self._aws.browser_rate_limit, prefix, self._prefix,
+                             log_days=self._aws.log_retention_days if self._aws.waf_logging else None,
                              opts=pulumi.ResourceOptions(parent=self))
 
 

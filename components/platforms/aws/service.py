@@ -18,7 +18,7 @@ from components.platforms.aws.containers import StoredSecrets, task_containers
 from components.platforms.aws.edge import Edge, PublishedPorts
 from components.platforms.aws.filesystem import ServiceFileSystem, ServiceFileSystemArgs
 from components.platforms.aws.firewall import allow_tcp
-from components.platforms.aws.iam import execution_policy, trust_ecs_tasks
+from components.platforms.aws.iam import execution_policy
 from components.platforms.aws.queue_slots import link_directory, slots_path
 from components.platforms.spec import DataVolume, ServiceSpec
 from components.settings.model import FARGATE_EPHEMERAL_STORAGE_GIB
@@ -38,9 +38,9 @@ class Cluster:
     task_subnet_ids: Sequence[pulumi.Input[str]]
     cluster: aws.ecs.Cluster
     namespace: aws.servicediscovery.PrivateDnsNamespace
-    # Every task carries this group; a service admits it on its own ports only.
-    members_security_group: aws.ec2.SecurityGroup
     edge: Edge
+    # Who may assume the execution roles (iam.trust_ecs_agent_of, with the stack's account).
+    execution_trust: pulumi.Input[str]
     log_retention_days: int
     cpu_architecture: str
     # The pinned busybox that writes config files into task volumes.
@@ -64,6 +64,8 @@ class FargateServiceArgs:
 
 class FargateService(pulumi.ComponentResource):
     service: aws.ecs.Service
+    # The service's one group: AwsPlatform adds the rules between it and the services it talks to.
+    security_group: aws.ec2.SecurityGroup
 
     def __init__(self, name: str, args: FargateServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:FargateService", name, None, opts)
@@ -76,8 +78,8 @@ class FargateService(pulumi.ComponentResource):
             opts=self._child,
         )
         secrets = self._secrets(spec, shared.prefix)
-        execution_role = self._execution_role(spec, shared.utility_image, log_group, secrets)
-        security_group = self._security_group(spec, shared)
+        execution_role = self._execution_role(spec, shared, log_group, secrets)
+        self.security_group = security_group = self._security_group(spec, shared)
         volumes, mounts, file_systems = self._volumes(args, security_group)
         containers = task_containers(
             spec, region=shared.region, utility_image=shared.utility_image, log_group_name=log_group.name,
@@ -106,17 +108,15 @@ class FargateService(pulumi.ComponentResource):
             secrets.append((secret.env, stored))
         return secrets
 
-    def _execution_role(
-        self, spec: ServiceSpec, utility_image: str, log_group: aws.cloudwatch.LogGroup, secrets: StoredSecrets
-    ) -> aws.iam.Role:
+    def _execution_role(self, spec: ServiceSpec, shared: Cluster, log_group: aws.cloudwatch.LogGroup, secrets: StoredSecrets) -> aws.iam.Role:
         """The role the ECS agent starts the task as (not the program's: that is the task role)."""
         role = aws.iam.Role(
             f"{spec.name}-execution",
-            assume_role_policy=trust_ecs_tasks(),
+            assume_role_policy=shared.execution_trust,
             description=f"ECS agent for {spec.name}: writes its logs, reads its own secrets",
             opts=self._child,
         )
-        images = [spec.image, utility_image]
+        images = [spec.image, shared.utility_image]
         aws.iam.RolePolicy(
             f"{spec.name}-execution",
             role=role.id,
@@ -128,8 +128,9 @@ class FargateService(pulumi.ComponentResource):
         return role
 
     def _security_group(self, spec: ServiceSpec, shared: Cluster) -> aws.ec2.SecurityGroup:
-        """The service's own group: in, its ports from the other services (the edge adds the load
-        balancer's); out, what the service reaches."""
+        """The service's own group: out, HTTPS and what the service names outside the stack. The
+        rules between services (each port from its clients only) are AwsPlatform's, the load
+        balancer's the edge's, NFS the file systems'."""
         name, child = spec.name, self._child
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
@@ -138,23 +139,14 @@ class FargateService(pulumi.ComponentResource):
             tags={"Name": f"{shared.prefix}-{name}"},
             opts=child,
         )
-        # Out: HTTPS anywhere (image registries, AWS APIs through NAT, the public IP or the S3 endpoint,
-        # webhooks), any port of the other services (their own groups admit only their ports), and
-        # what the spec names (SMTP, a database). DNS to the VPC resolver needs no rule: security
-        # groups do not filter traffic to the Amazon DNS server (Amazon VPC user guide).
+        # Out: HTTPS anywhere (image registries, AWS APIs through NAT, the public IP or the S3
+        # endpoint, webhooks) and what the spec names (SMTP, a database). DNS to the VPC resolver
+        # needs no rule: security groups do not filter traffic to the Amazon DNS server (Amazon VPC
+        # user guide).
         out = functools.partial(allow_tcp, group=security_group, direction="out", opts=child)
         out(f"{name}-egress-https", ports=443, cidr="0.0.0.0/0", description="HTTPS: image pulls, AWS APIs, webhooks")
-        out(
-            f"{name}-egress-services", ports=(0, 65535), peer=shared.members_security_group,
-            description="The other services, on the ports their own groups admit",
-        )
         for outside in spec.egress_ports:
             out(f"{name}-egress-{outside}", ports=outside, cidr="0.0.0.0/0", description=f"Port {outside} outside the stack (named by the service)")
-        for port in spec.ports:
-            allow_tcp(
-                f"{name}-{port.name}-from-services", group=security_group, direction="in", ports=port.container_port,
-                peer=shared.members_security_group, description=f"{port.name} from the other services", opts=child,
-            )
         if spec.gossip_port is not None:
             # A ring's members talk on TCP and UDP (memberlist), among this service's tasks only;
             # they find each other through the Cloud Map name (an A record per task).
@@ -223,7 +215,7 @@ class FargateService(pulumi.ComponentResource):
             platform_version="LATEST",
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=list(shared.task_subnet_ids),
-                security_groups=[security_group.id, shared.members_security_group.id],
+                security_groups=[security_group.id],
                 assign_public_ip=shared.assign_public_ip,
             ),
             service_registries=aws.ecs.ServiceServiceRegistriesArgs(registry_arn=registry.arn),

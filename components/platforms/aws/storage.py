@@ -26,6 +26,10 @@ DATA_ACTIONS = (
 # An S3 object outlives the store's own retention by this much, so the store deletes first
 # (Loki's docs: a bucket lifecycle must be longer than the retention period).
 LIFECYCLE_SLACK_DAYS = 1
+# A versioned bucket keeps an overwritten or deleted object's previous version this long
+# (NoncurrentVersionExpiration, Amazon S3 user guide, "Lifecycle configuration elements"): a week
+# to notice a compromised task's deletions and restore, while the versions cost storage.
+NONCURRENT_VERSION_DAYS = 7
 
 
 def lifecycle_days(retention_hours: int) -> int:
@@ -40,33 +44,29 @@ def bucket_tls_only(bucket_arn: str) -> dict[str, Any]:
 class PrivateBucket:
     """A bucket of the stack with the guards every one has: objects are the bucket owner's (no ACLs),
     nothing can be made public, everything is encrypted with S3-managed keys, and objects expire.
-    Every resource is named `name`, under `parent`; retain keeps them all on `pulumi destroy`."""
+    Every resource is named `name`, under `parent`; retain keeps them all on `pulumi destroy`.
+
+    versioning: None, an unversioned bucket; True or False, versioning Enabled or Suspended (one
+    resource either way, so turning it off is an update, never the delete of a protected resource),
+    and the lifecycle expires noncurrent versions and the delete markers left over them."""
 
     def __init__(
         self, name: str, *, bucket_prefix: str, tags: dict[str, str], expire_days: int, retain: bool, parent: pulumi.Resource,
-        abort_uploads_after_days: Optional[int] = None,
+        abort_uploads_after_days: Optional[int] = None, versioning: Optional[bool] = None,
     ):
         self._name = name
         self._kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=retain, protect=retain)
         self.bucket = aws.s3.Bucket(name, bucket_prefix=bucket_prefix, force_destroy=not retain, tags=tags, opts=self._kept)
         self._public_access_block = self._guard()
+        if versioning is not None:
+            aws.s3.BucketVersioning(
+                name,
+                bucket=self.bucket.id,
+                versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled" if versioning else "Suspended"),
+                opts=self._kept,
+            )
         aws.s3.BucketLifecycleConfiguration(
-            name,
-            bucket=self.bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="retention",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days),
-                    abort_incomplete_multipart_upload=(
-                        aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=abort_uploads_after_days)
-                        if abort_uploads_after_days
-                        else None
-                    ),
-                )
-            ],
-            opts=self._kept,
+            name, bucket=self.bucket.id, rules=_lifecycle_rules(expire_days, abort_uploads_after_days, versioned=versioning is not None), opts=self._kept,
         )
 
     def _guard(self) -> aws.s3.BucketPublicAccessBlock:
@@ -110,6 +110,37 @@ class PrivateBucket:
         )
 
 
+def _lifecycle_rules(expire_days: int, abort_uploads_after_days: Optional[int], versioned: bool) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """Objects expire; in a versioned bucket their noncurrent versions after NONCURRENT_VERSION_DAYS,
+    and the delete markers left over no version. An expiration's Days and ExpiredObjectDeleteMarker
+    cannot share a rule (S3 API, LifecycleExpiration): two rules."""
+    s3, everything = aws.s3, aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="")
+    rules = [
+        s3.BucketLifecycleConfigurationRuleArgs(
+            id="retention",
+            status="Enabled",
+            filter=everything,
+            expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days),
+            noncurrent_version_expiration=(
+                s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=NONCURRENT_VERSION_DAYS) if versioned else None
+            ),
+            abort_incomplete_multipart_upload=(
+                s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=abort_uploads_after_days)
+                if abort_uploads_after_days
+                else None
+            ),
+        )
+    ]
+    if versioned:
+        rules.append(
+            s3.BucketLifecycleConfigurationRuleArgs(
+                id="delete-markers", status="Enabled", filter=everything,
+                expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+            )
+        )
+    return rules
+
+
 @dataclass(frozen=True)
 class ServiceBucketArgs:
     service: str
@@ -120,6 +151,8 @@ class ServiceBucketArgs:
     task_role: aws.iam.Role
     # retainData: `pulumi destroy` leaves the bucket, its data and its guards in the account.
     retain: bool
+    # bucketVersioning: overwritten and deleted objects stay NONCURRENT_VERSION_DAYS as noncurrent versions.
+    versioning: bool = False
 
 
 class ServiceBucket(pulumi.ComponentResource):
@@ -136,6 +169,7 @@ class ServiceBucket(pulumi.ComponentResource):
             retain=args.retain,
             parent=self,
             abort_uploads_after_days=1,
+            versioning=args.versioning,
         )
         self.bucket = bucket = private.bucket
         private.policy(

@@ -1,9 +1,10 @@
-"""An optional AWS WAF web ACL on the load balancer that rate-limits the browser route per client
-address: the route takes OTLP without a token, so one address must not flood it.
+"""An AWS WAF web ACL on the load balancer that rate-limits the browser route per client address:
+the route takes OTLP without a token, so one address must not flood it. Made wherever the route
+exists (corsAllowedOrigins lists an origin) unless browserRateLimit is 0.
 
 Cost (AWS WAF pricing): $5 a month for the web ACL, $1 a month for its rule, and $0.60 per million
 requests the ACL inspects, which is every request to the load balancer (Grafana and server OTLP
-too), not only the browser route's. Off unless browserRateLimit is set.
+too), not only the browser route's (tests/costs.py prices the reference workload's).
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ import pulumi_aws as aws
 EVALUATION_WINDOW_SECONDS = 300
 
 
+# Request headers AWS WAF logs carry that hold credentials: the OTLP token, Grafana's session.
+REDACTED_HEADERS = ("authorization", "cookie")
+
+
 class BrowserRateLimit(pulumi.ComponentResource):
+    """log_days: wafLogging, the web ACL's request log kept this many days; None: no log."""
+
     def __init__(self, name: str, load_balancer_arn: pulumi.Input[str], limit: int, path_prefix: str, prefix: str,
-                 opts: pulumi.ResourceOptions | None = None):
+                 log_days: int | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("observability:aws:BrowserRateLimit", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         w = aws.wafv2
@@ -66,4 +73,23 @@ class BrowserRateLimit(pulumi.ComponentResource):
         aws.wafv2.WebAclAssociation(
             name, resource_arn=load_balancer_arn, web_acl_arn=self.web_acl.arn, opts=child,
         )
+        if log_days is not None:
+            self._log(prefix, log_days, child)
         self.register_outputs({"webAclArn": self.web_acl.arn})
+
+    def _log(self, prefix: str, days: int, child: pulumi.ResourceOptions) -> None:
+        """Every request the web ACL inspects, to a log group AWS WAF accepts (its name must begin
+        aws-waf-logs-: AWS WAF developer guide, "Sending web ACL traffic logs to a CloudWatch Logs
+        log group"); WAF adds the group's resource policy for its log delivery itself."""
+        group = aws.cloudwatch.LogGroup("waf-logs", name=f"aws-waf-logs-{prefix}", retention_in_days=days, opts=child)
+        w = aws.wafv2
+        aws.wafv2.WebAclLoggingConfiguration(
+            "waf-logs",
+            resource_arn=self.web_acl.arn,
+            log_destination_configs=[group.arn],
+            redacted_fields=[
+                w.WebAclLoggingConfigurationRedactedFieldArgs(single_header=w.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header))
+                for header in REDACTED_HEADERS
+            ],
+            opts=child,
+        )
