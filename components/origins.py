@@ -46,7 +46,7 @@ def origin_problem(origin: str) -> Optional[str]:
     name = host[2:] if wildcard else host
     if "*" in name:
         return f"{origin!r} has '*' inside a name, which matches other people's domains too; allowed: {ACCEPTED}"
-    if _is_ip_address(name):
+    if is_ipv4_address(name):
         return f"{origin!r} puts '*' in an IP address; allowed: {ACCEPTED}" if wildcard else None
     if not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return f"{origin!r} has no valid host name; allowed: {ACCEPTED}"
@@ -58,9 +58,9 @@ def origin_problem(origin: str) -> Optional[str]:
     return None
 
 
-def _is_ip_address(host: str) -> bool:
+def is_ipv4_address(value: str) -> bool:
     try:
-        ipaddress.IPv4Address(host)
+        ipaddress.IPv4Address(value)
     except ValueError:
         return False
     return True

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from typing import Optional
 
 from components.origins import ACCEPTED as ORIGINS_ACCEPTED
-from components.origins import origin_problem
+from components.origins import is_ipv4_address, origin_problem
 from components.settings.model import Retention, Secret
 
 
@@ -82,9 +82,9 @@ def cidr_problem(value: str) -> Optional[str]:
     if stray:
         return stray
     address, slash, suffix = value.partition("/")
-    if not slash and _is_ipv4(value):
+    if not slash and is_ipv4_address(value):
         return "has no prefix length (/n)"
-    if "." in suffix and _is_ipv4(address):
+    if "." in suffix and is_ipv4_address(address):
         try:
             return f"gives a netmask, not a prefix length: write {ipaddress.IPv4Network(value, strict=False)}"
         except ValueError:
@@ -98,14 +98,6 @@ def cidr_problem(value: str) -> Optional[str]:
     if str(network.network_address) != address:
         return f"has host bits set (the block is {network})"
     return None
-
-
-def _is_ipv4(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
 
 
 class ConfigReader:
@@ -177,7 +169,7 @@ class ConfigReader:
         value = self.raw(key)
         if value is None:
             return ""
-        if not _is_ipv4(value):
+        if not is_ipv4_address(value):
             wrong = what_is_wrong(value, "is not an IPv4 address")
             self.problem(key, f"{value!r} {wrong}; use 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)")
         return value
