@@ -1,5 +1,5 @@
-"""What a mocked prod run costs a month: the resources it registers x the README's reference workload
-x one price table. README.md's "Cost at the default sizing" table must say the same.
+"""What a mocked prod run costs a month: the resources it registers x docs/production.md's reference workload
+x one price table. docs/production.md's "Cost at the default sizing" table must say the same.
 
 Prices are eu-west-1 list prices, as used on 2026-12-02. The third field of each says where it comes
 from: a page read that day (its copy in the search index), or memory (confirm those in the AWS
@@ -56,7 +56,7 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "waf_million_requests": (0.60, "per million requests inspected", _MEMORY + " (AWS WAF)"),
 }
 
-# The reference workload (README): what the resources alone do not say.
+# The reference workload (docs/production.md): what the resources alone do not say.
 WORKLOAD = {
     "load_balancer_lcu": 1.0,  # average LCUs (OTLP ingest of a small fleet plus Grafana users)
     # Requests to the load balancer, averaged over the month: a small fleet's batched exports (the

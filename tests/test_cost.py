@@ -1,5 +1,5 @@
 """The default prod stack's monthly cost, computed from what the mocked program registers (tests/costs.py),
-is within the budget and is what the README's cost table says, row by row."""
+is within the budget and is what docs/production.md's cost table says, row by row."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from tests.harness import project_path, run_program
 # The reference workload's budget: the default prod stack, its guards included (WAF on the browser
 # route, bucket versioning).
 BUDGET_USD = 165
-_SECTION = "### Cost at the default sizing"
+_SECTION = "## Cost at the default sizing"
 _AMOUNT = re.compile(r"\*\*\$(\d+(?:\.\d\d)?)\*\*")
 # A row of the alternatives table: | `key: value` (what it means) | $total | ...
 _ALTERNATIVE = re.compile(r"^\| `(\w+): (\w+)`[^|]*\| \$(\d+\.\d\d) \|")
 
 
 def _cost_section() -> str:
-    text = project_path("README.md").read_text()
+    text = project_path("docs", "production.md").read_text()
     section = text[text.index(_SECTION):]
-    return section[: section.index("\n### ", len(_SECTION))]
+    return section[: section.index("\n## ", len(_SECTION))]
 
 
-def readme_cost_table() -> dict[str, float]:
+def documented_cost_table() -> dict[str, float]:
     """item -> the bold amount of its row, the total row under "total"."""
     rows: dict[str, float] = {}
     for line in _cost_section().splitlines():
@@ -38,7 +38,7 @@ def readme_cost_table() -> dict[str, float]:
     return rows
 
 
-def readme_alternatives() -> dict[tuple[str, str], float]:
+def documented_alternatives() -> dict[tuple[str, str], float]:
     return {(m[1], m[2]): float(m[3]) for m in map(_ALTERNATIVE.match, _cost_section().splitlines()) if m}
 
 
@@ -53,14 +53,14 @@ def test_default_prod_stack_costs_at_most_165_dollars_a_month(default_prod_costs
     assert total(default_prod_costs) <= BUDGET_USD, {line.item: line.usd for line in default_prod_costs}
 
 
-def test_readme_cost_table_is_the_computed_cost_row_by_row(default_prod_costs):
-    table = readme_cost_table()
+def test_documented_cost_table_is_the_computed_cost_row_by_row(default_prod_costs):
+    table = documented_cost_table()
     computed = {line.item: line.usd for line in default_prod_costs}
     assert {item: usd for item, usd in table.items() if item != "total"} == computed
     assert table["total"] == total(default_prod_costs)
 
 
-def test_readme_states_the_price_date():
+def test_the_cost_section_states_the_price_date():
     assert f"as of {PRICE_DATE}" in _cost_section()
 
 
@@ -73,8 +73,8 @@ def test_tasks_in_private_subnets_cost_a_nat_gateway_more_than_public_ips(defaul
     assert total(private) > total(default_prod_costs)
 
 
-def test_readme_prices_each_alternative_setting_as_computed():
-    alternatives = readme_alternatives()
+def test_the_cost_section_prices_each_alternative_setting_as_computed():
+    alternatives = documented_alternatives()
     assert {key for key, _ in alternatives} == {"cpuArchitecture", "taskSubnets", "collectorMaxTasks", "metricsBackend", "browserRateLimit",
                                                   "bucketVersioning", "vpcFlowLogs", "wafLogging"}
     for (key, value), usd in alternatives.items():

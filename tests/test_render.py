@@ -90,7 +90,7 @@ def test_prod_renders_its_object_storage_and_self_hosted_metrics():
     assert "backend: s3" in files["tempo/tempo.yaml"] and "<tempo bucket, named at deploy>" in files["tempo/tempo.yaml"]
     assert "object_store: s3" in files["loki/loki.yaml"] and "<loki bucket, named at deploy>" in files["loki/loki.yaml"]
     assert "bearertokenauth" in files["collector/config.yaml"] and "sigv4auth" not in files["collector/config.yaml"]
-    # Pulumi.prod.yaml keeps metrics in the self-hosted Prometheus (README, "Cost at the default sizing").
+    # Pulumi.prod.yaml keeps metrics in the self-hosted Prometheus (docs/production.md, "Cost at the default sizing").
     assert "http://prometheus.observability-prod.internal:9090" in files["grafana/datasources.json"]
     assert "aps-workspaces" not in files["grafana/datasources.json"]
 
