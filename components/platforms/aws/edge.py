@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from components.platforms.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
 from components.platforms.aws.firewall import Rule, allow_between, allow_tcp
-from components.platforms.spec import Port, PublicRoute, ServiceSpec
+from components.platforms.spec import PublicRoute, ServiceSpec
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Traffic on the load balancer reaches a route by these priorities: path routes first.
@@ -157,12 +157,6 @@ class Edge(pulumi.ComponentResource):
             ],
             opts=self._child,
         )
-
-    def url(self, port: Port) -> str:
-        if port.public is None:
-            raise ValueError(f"port {port.name!r} is internal on the aws target")
-        # One HTTPS name serves every public port; gRPC clients want the port spelled out.
-        return f"https://{self._args.domain_name}" + (":443" if port.public.grpc else "")
 
     def publish(self, spec: ServiceSpec, security_group: aws.ec2.SecurityGroup, child: pulumi.ResourceOptions) -> PublishedPorts:
         """A target group and a listener rule (host and path) per public port of the service, and the

@@ -11,7 +11,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.iam import policy
-from components.platforms.spec import MetricsStore
 from components.settings.model import covering_days
 
 # What a writer and a reader (Grafana) may do in the workspace.
@@ -26,7 +25,6 @@ def _metrics_policy(purpose: str, actions: tuple[str, ...], workspace_arn: str) 
 @dataclass(frozen=True)
 class ManagedPrometheusArgs:
     prefix: str
-    region: str
     retention_hours: int
     # Task roles that remote-write, and that query.
     writers: dict[str, aws.iam.Role]
@@ -36,7 +34,6 @@ class ManagedPrometheusArgs:
 
 
 class ManagedPrometheus(pulumi.ComponentResource):
-    store: pulumi.Output[MetricsStore]
 
     def __init__(self, name: str, args: ManagedPrometheusArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ManagedPrometheus", name, None, opts)
@@ -57,12 +54,5 @@ class ManagedPrometheus(pulumi.ComponentResource):
                     policy=workspace.arn.apply(functools.partial(_metrics_policy, purpose, tuple(actions))),
                     opts=child,
                 )
-        region = args.region
-        self.store = workspace.prometheus_endpoint.apply(
-            lambda endpoint: MetricsStore(
-                remote_write_url=endpoint.rstrip("/") + "/api/v1/remote_write",
-                query_url=endpoint.rstrip("/"),
-                region=region,
-            )
-        )
+        self.endpoint: pulumi.Output[str] = workspace.prometheus_endpoint
         self.register_outputs({"workspaceArn": workspace.arn, "queryUrl": workspace.prometheus_endpoint})

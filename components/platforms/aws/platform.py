@@ -144,7 +144,6 @@ class AwsPlatform(pulumi.ComponentResource):
             ServiceBucketArgs(
                 service=service,
                 prefix=self._prefix,
-                region=self._aws.region,
                 retention_hours=retention_hours,
                 task_role=self._roles.of(service, self._role_parent(service, parent)),
                 retain=self._aws.retain_data,
@@ -152,7 +151,7 @@ class AwsPlatform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        return bucket.store
+        return bucket.bucket_name.apply(self.facts.object_store)
 
     def metrics_store(
         self, writers: tuple[str, ...], readers: tuple[str, ...], retention_hours: int
@@ -163,7 +162,6 @@ class AwsPlatform(pulumi.ComponentResource):
             "metrics",
             ManagedPrometheusArgs(
                 prefix=self._prefix,
-                region=self._aws.region,
                 retention_hours=retention_hours,
                 writers={service: self._roles.of(service, self) for service in writers},
                 readers={service: self._roles.of(service, self) for service in readers},
@@ -171,7 +169,7 @@ class AwsPlatform(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return workspace.store
+        return workspace.endpoint.apply(self._metrics_store)
 
     def cloud_metrics(self, readers: tuple[str, ...]) -> Optional[str]:
         """CloudWatch (Container Insights is on for the cluster): the readers' roles may read it."""
@@ -216,6 +214,11 @@ class AwsPlatform(pulumi.ComponentResource):
         the role under the platform (deployed stacks keep the same role)."""
         kept = migrations.kept_under(ROLE_TYPE, task_role_name(service), self._aws.metrics_backend)
         return self if kept == self._TYPE else parent
+
+    def _metrics_store(self, endpoint: str) -> MetricsStore:
+        store = self.facts.metrics_store(endpoint)
+        assert store is not None, "the workspace exists only where metricsBackend is amp"
+        return store
 
     def _rate_limit_anonymous_routes(self, spec: ServiceSpec) -> None:
         """A route that takes data without credentials is rate-limited per client address, where

@@ -11,7 +11,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.platforms.aws.iam import policy, tls_only
-from components.platforms.spec import ObjectStore
 from components.settings.model import covering_days
 
 # Object actions Tempo documents as its minimum (Loki needs a subset); ListBucket is on the bucket.
@@ -145,7 +144,6 @@ def _lifecycle_rules(expire_days: int, abort_uploads_after_days: Optional[int], 
 class ServiceBucketArgs:
     service: str
     prefix: str
-    region: str
     retention_hours: int
     # The only principal that may read and write the data.
     task_role: aws.iam.Role
@@ -156,7 +154,6 @@ class ServiceBucketArgs:
 
 
 class ServiceBucket(pulumi.ComponentResource):
-    store: pulumi.Output[ObjectStore]
 
     def __init__(self, name: str, args: ServiceBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("observability:aws:ServiceBucket", name, None, opts)
@@ -201,6 +198,5 @@ class ServiceBucket(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        region = args.region
-        self.store = bucket.bucket.apply(lambda name: ObjectStore(bucket=name, region=region, endpoint=f"s3.{region}.amazonaws.com"))
+        self.bucket_name: pulumi.Output[str] = bucket.bucket
         self.register_outputs({"bucket": bucket.bucket})
